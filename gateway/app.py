@@ -1,0 +1,100 @@
+"""The app factory: builds the Starlette app from `Settings`, with its stores opened in the lifespan.
+
+Importing this module has no side effects. Stores live on `app.state` (`settings`, `sql_engine`,
+`sessions`, `event_store`). With embedded ClickHouse (chdb) the worker runs in a thread of this
+process, because chdb lets only one process own the data directory.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from engine.storage import EventStore, make_engine, make_session_factory, upgrade_database
+from engine.worker import Worker
+from gateway import health
+from gateway.errors import EXCEPTION_HANDLERS
+from gateway.paths import STATIC_DIR
+from gateway.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> Starlette:
+    """Build the app. `run_worker` defaults to True exactly when events are embedded (chdb)."""
+    settings = settings or Settings.from_environ()
+    in_process_worker = settings.embedded_events if run_worker is None else run_worker
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        sql_engine = make_engine(settings.database_url)
+        await anyio.to_thread.run_sync(upgrade_database, sql_engine)
+        event_store = await anyio.to_thread.run_sync(open_event_store, settings)
+        app.state.sql_engine = sql_engine
+        app.state.sessions = make_session_factory(sql_engine)
+        app.state.event_store = event_store
+        stop = threading.Event()
+        worker_thread = None
+        if in_process_worker:
+            worker = Worker(tasks=[], period_seconds=settings.compute_properties_interval_ms / 1000)
+            worker_thread = threading.Thread(
+                target=worker.run, args=(stop,), name="feedgate-worker", daemon=True
+            )
+            worker_thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker_thread is not None:
+                await anyio.to_thread.run_sync(worker_thread.join)
+            event_store.close()
+            sql_engine.dispose()
+
+    app = Starlette(
+        routes=build_routes(),
+        middleware=[Middleware(StripPrefix, prefix=settings.api_prefix)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    return app
+
+
+def build_routes() -> list[BaseRoute]:
+    return [
+        *health.routes,
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+
+
+def open_event_store(settings: Settings) -> EventStore:
+    """Open the configured event store (chdb or HTTP) and migrate its schema."""
+    return EventStore.open(
+        settings.clickhouse_url,
+        settings.clickhouse_database,
+        user=settings.clickhouse_user,
+        password=settings.clickhouse_password,
+    )
+
+
+class StripPrefix:
+    """Dittofeed's API_PREFIX: requests arrive under `prefix` and are routed without it."""
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.prefix and scope["type"] in ("http", "websocket"):
+            path: str = scope["path"]
+            if path == self.prefix or path.startswith(self.prefix + "/"):
+                scope = dict(
+                    scope, path=path[len(self.prefix) :] or "/", root_path=scope.get("root_path", "")
+                )
+        await self.app(scope, receive, send)

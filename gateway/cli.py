@@ -1,0 +1,124 @@
+"""The `feedgate` command: serve, worker, migrate and demo.
+
+Each subcommand reads `Settings` from the environment once; flags only override where to listen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+import uvicorn
+
+from engine import __version__
+from engine.storage import make_engine, upgrade_database
+from engine.worker import Worker
+from gateway.app import create_app, open_event_store
+from gateway.settings import Settings, SettingsError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_environ()
+    except SettingsError as error:
+        print(f"feedgate: configuration error: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    result: int = args.handler(settings, args)
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="feedgate", description="Multi-tenant customer-engagement engine.")
+    parser.add_argument("--version", action="version", version=f"feedgate {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP gateway (and the worker, when embedded)")
+    _add_listen_flags(serve)
+    serve.set_defaults(handler=run_serve)
+
+    demo = commands.add_parser("demo", help="run everything embedded (SQLite + chdb) with sample data")
+    _add_listen_flags(demo)
+    demo.set_defaults(handler=run_demo)
+
+    worker = commands.add_parser("worker", help="run the background loop against a ClickHouse server")
+    worker.set_defaults(handler=run_worker)
+
+    migrate = commands.add_parser("migrate", help="bring the SQL and ClickHouse schemas up to date")
+    migrate.set_defaults(handler=run_migrate)
+    return parser
+
+
+def _add_listen_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="address to bind")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")), help="port to bind")
+
+
+def run_serve(settings: Settings, args: argparse.Namespace) -> int:
+    # One process: chdb allows a single owner of its data directory, and the in-process worker
+    # would otherwise run once per uvicorn worker.
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+        server_header=False,
+    )
+    return 0
+
+
+def run_demo(settings: Settings, args: argparse.Namespace) -> int:
+    print(f"feedgate demo: data in {settings.data_dir}, open http://{args.host}:{args.port}/", flush=True)
+    return run_serve(settings, args)
+
+
+def run_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    sql_engine = make_engine(settings.database_url)
+    upgrade_database(sql_engine)
+    sql_engine.dispose()
+    store = open_event_store(settings)
+    store.close()
+    print(
+        "feedgate: SQL and ClickHouse schemas are up to date "
+        f"(events database {settings.clickhouse_database})"
+    )
+    return 0
+
+
+def run_worker(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.embedded_events:
+        print(
+            "feedgate worker: embedded ClickHouse (chdb) belongs to the `feedgate serve` process, which "
+            "already runs the worker; set CLICKHOUSE_URL to a ClickHouse server to run separate workers",
+            file=sys.stderr,
+        )
+        return 2
+    sql_engine = make_engine(settings.database_url)
+    upgrade_database(sql_engine)
+    store = open_event_store(settings)
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        Worker(tasks=[], period_seconds=settings.compute_properties_interval_ms / 1000).run(stop)
+    finally:
+        store.close()
+        sql_engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

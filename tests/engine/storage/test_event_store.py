@@ -1,0 +1,113 @@
+"""The event store behaves the same over chdb:// and http:// (the chdb HTTP shim)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from engine.errors import Unavailable
+from engine.storage import EventStore
+from engine.storage.event_schema import MIGRATIONS
+from tests.support.net import free_port
+
+EVENT_COLUMNS = ["message_raw", "workspace_id", "message_id", "processing_time"]
+EVENT_TYPES = ["String", "String", "String", "DateTime64(3, 'UTC')"]
+
+
+def _event(workspace_id: str, message_id: str, **message: object) -> list[object]:
+    raw = {"messageId": message_id, **message}
+    return [json.dumps(raw), workspace_id, message_id, datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)]
+
+
+def test_open_creates_the_schema_once(event_store: EventStore) -> None:
+    tables = {
+        row[0]
+        for row in event_store.query("SELECT name FROM system.tables WHERE database = currentDatabase()")
+    }
+    assert {"user_events_v2", "feedgate_migrations"} <= tables
+    assert event_store.migrate() == 0
+    assert event_store.query("SELECT count() FROM feedgate_migrations FINAL") == [(len(MIGRATIONS),)]
+
+
+def test_derived_columns_follow_dittofeed(event_store: EventStore) -> None:
+    event_store.insert(
+        "user_events_v2",
+        [
+            _event(
+                "w1",
+                "m1",
+                type="identify",
+                userId="u1",
+                traits={"email": "a@b.c"},
+                timestamp="2025-12-31T23:59:58.250Z",
+                context={"hidden": True},
+            ),
+            _event(
+                "w1",
+                "m2",
+                type="track",
+                anonymousId="anon-1",
+                event="ORDER_PLACED",
+                properties={"total": 42},
+                timestamp="2026-01-01T00:00:00Z",
+            ),
+        ],
+        EVENT_COLUMNS,
+        EVENT_TYPES,
+    )
+    rows = event_store.query(
+        "SELECT message_id, event_type, event, user_id, anonymous_id, user_or_anonymous_id, properties,"
+        " hidden, event_time FROM user_events_v2 ORDER BY message_id"
+    )
+    identify, track = rows
+    assert identify[:8] == ("m1", "identify", "", "u1", "", "u1", '{"email":"a@b.c"}', True)
+    assert track[:8] == ("m2", "track", "ORDER_PLACED", "", "anon-1", "anon-1", '{"total":42}', False)
+    assert identify[8].replace(tzinfo=UTC) == datetime(2025, 12, 31, 23, 59, 58, 250000, tzinfo=UTC)
+
+
+def test_parameters_are_bound_not_pasted(event_store: EventStore) -> None:
+    event_store.insert(
+        "user_events_v2",
+        [_event("w1", "m1", type="track", userId="u1", event="E")],
+        EVENT_COLUMNS,
+        EVENT_TYPES,
+    )
+    hostile = "w1' OR 1=1 --"
+    count_sql = "SELECT count() FROM user_events_v2 WHERE workspace_id = {workspace_id:String}"
+    assert event_store.query(count_sql, {"workspace_id": hostile}) == [(0,)]
+    assert event_store.query(count_sql, {"workspace_id": "w1"}) == [(1,)]
+
+
+def test_batches_insert_every_row(event_store: EventStore) -> None:
+    rows = [_event("w2", f"m{i}", type="track", userId=f"u{i % 7}", event="E") for i in range(5000)]
+    event_store.insert("user_events_v2", rows, EVENT_COLUMNS, EVENT_TYPES)
+    assert event_store.query(
+        "SELECT count(), uniqExact(user_id) FROM user_events_v2 WHERE workspace_id = {w:String}", {"w": "w2"}
+    ) == [(5000, 7)]
+
+
+def test_databases_are_isolated(event_store: EventStore, events_url: str) -> None:
+    other = EventStore.open(events_url, event_store.database + "_other")
+    try:
+        other.insert(
+            "user_events_v2",
+            [_event("w1", "m1", type="track", userId="u1", event="E")],
+            EVENT_COLUMNS,
+            EVENT_TYPES,
+        )
+        assert event_store.query("SELECT count() FROM user_events_v2") == [(0,)]
+    finally:
+        other.command(f"DROP DATABASE `{other.database}`")
+        other.close()
+
+
+def test_unreachable_server_is_unavailable() -> None:
+    with pytest.raises(Unavailable):
+        EventStore.open(f"http://127.0.0.1:{free_port()}", "feedgate")
+
+
+def test_database_name_must_be_an_identifier(events_url: str) -> None:
+    with pytest.raises(ValueError, match="plain identifier"):
+        EventStore.open(events_url, "x`; DROP DATABASE y")
