@@ -1,8 +1,8 @@
 """The app factory: builds the Starlette app from `Settings`, with its stores opened in the lifespan.
 
 Importing this module has no side effects. Stores live on `app.state` (`settings`, `sql_engine`,
-`sessions`, `event_store`). With embedded ClickHouse (chdb) the worker runs in a thread of this
-process, because chdb lets only one process own the data directory.
+`sessions`, `event_store`, `event_writer`). With embedded ClickHouse (chdb) the worker runs in a
+thread of this process, because chdb lets only one process own the data directory.
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from engine.event_writer import EventWriter
 from engine.storage import EventStore, make_engine, make_session_factory, upgrade_database
 from engine.worker import Worker
 from gateway import health
+from gateway.api import child_workspaces, public_apps
+from gateway.body_limit import BodyLimit
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.paths import STATIC_DIR
 from gateway.settings import Settings
@@ -36,9 +39,11 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         sql_engine = make_engine(settings.database_url)
         await anyio.to_thread.run_sync(upgrade_database, sql_engine)
         event_store = await anyio.to_thread.run_sync(open_event_store, settings)
+        event_writer = EventWriter(event_store)
         app.state.sql_engine = sql_engine
         app.state.sessions = make_session_factory(sql_engine)
         app.state.event_store = event_store
+        app.state.event_writer = event_writer
         stop = threading.Event()
         worker_thread = None
         if in_process_worker:
@@ -53,12 +58,17 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             stop.set()
             if worker_thread is not None:
                 await anyio.to_thread.run_sync(worker_thread.join)
+            await anyio.to_thread.run_sync(event_writer.close)
             event_store.close()
             sql_engine.dispose()
 
     app = Starlette(
         routes=build_routes(),
-        middleware=[Middleware(StripPrefix, prefix=settings.api_prefix)],
+        middleware=[
+            # Outermost first: strip API_PREFIX, then refuse oversized bodies before any parsing.
+            Middleware(StripPrefix, prefix=settings.api_prefix),
+            Middleware(BodyLimit, limit=settings.api_body_limit),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
@@ -69,6 +79,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
 def build_routes() -> list[BaseRoute]:
     return [
         *health.routes,
+        *public_apps.routes,
+        *child_workspaces.routes,
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 

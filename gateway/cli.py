@@ -17,8 +17,11 @@ from types import FrameType
 import uvicorn
 
 from engine import __version__
+from engine.errors import EngineError
 from engine.storage import make_engine, upgrade_database
+from engine.storage.models import WorkspaceType
 from engine.worker import Worker
+from gateway import operator
 from gateway.app import create_app, open_event_store
 from gateway.settings import Settings, SettingsError
 
@@ -54,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="bring the SQL and ClickHouse schemas up to date")
     migrate.set_defaults(handler=run_migrate)
+
+    admin = commands.add_parser("admin", help="operator actions").add_subparsers(dest="action", required=True)
+    create = admin.add_parser("create-workspace", help="create a workspace and print its keys")
+    create.add_argument("--name", required=True)
+    create.add_argument("--type", choices=["root", "parent"], default="root")
+    create.set_defaults(handler=run_create_workspace)
     return parser
 
 
@@ -77,8 +86,26 @@ def run_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_demo(settings: Settings, args: argparse.Namespace) -> int:
+    created = operator.seed_demo(settings)
+    if created is not None:
+        print(f"feedgate demo: seeded parent workspace {created.workspace_id}")
+        print(f"  admin API key (shown once): {created.admin_api_key}")
     print(f"feedgate demo: data in {settings.data_dir}, open http://{args.host}:{args.port}/", flush=True)
     return run_serve(settings, args)
+
+
+def run_create_workspace(settings: Settings, args: argparse.Namespace) -> int:
+    workspace_type = WorkspaceType.PARENT if args.type == "parent" else WorkspaceType.ROOT
+    try:
+        created = operator.run_create_workspace(settings, args.name, workspace_type)
+    except EngineError as error:
+        print(f"feedgate: {error.message}", file=sys.stderr)
+        return 1
+    print(f"workspace id:  {created.workspace_id}")
+    print(f"admin API key: {created.admin_api_key}  (shown once; store it now)")
+    if created.write_key:
+        print(f"write key:     {created.write_key}")
+    return 0
 
 
 def run_migrate(settings: Settings, args: argparse.Namespace) -> int:

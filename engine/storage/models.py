@@ -96,9 +96,13 @@ class Role(enum.StrEnum):
     VIEWER = "Viewer"
 
 
-def _enum(kind: type[enum.StrEnum], name: str) -> Enum:
-    # VARCHAR + CHECK on every backend: adding a value later is a plain migration, no ALTER TYPE.
-    return Enum(kind, name=name, native_enum=False, values_callable=lambda k: [m.value for m in k], length=32)
+def enum_column(kind: type[enum.StrEnum], name: str, default: enum.StrEnum | None = None) -> Any:
+    """A column holding a StrEnum's values as VARCHAR + CHECK on every backend, so adding a value
+    later is a plain migration with no ALTER TYPE."""
+    column_type = Enum(
+        kind, name=name, native_enum=False, values_callable=lambda k: [m.value for m in k], length=32
+    )
+    return mapped_column(column_type, default=default)
 
 
 class Workspace(Timestamped, Base):
@@ -107,12 +111,8 @@ class Workspace(Timestamped, Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(Text)
-    type: Mapped[WorkspaceType] = mapped_column(
-        _enum(WorkspaceType, "workspace_type"), default=WorkspaceType.ROOT
-    )
-    status: Mapped[WorkspaceStatus] = mapped_column(
-        _enum(WorkspaceStatus, "workspace_status"), default=WorkspaceStatus.ACTIVE
-    )
+    type: Mapped[WorkspaceType] = enum_column(WorkspaceType, "workspace_type", WorkspaceType.ROOT)
+    status: Mapped[WorkspaceStatus] = enum_column(WorkspaceStatus, "workspace_status", WorkspaceStatus.ACTIVE)
     external_id: Mapped[str | None] = mapped_column(Text)
     parent_workspace_id: Mapped[str | None] = mapped_column(
         String(36), ForeignKey("workspaces.id", ondelete="RESTRICT"), index=True
@@ -196,7 +196,7 @@ class WorkspaceMemberRole(Timestamped, Base):
     workspace_member_id: Mapped[str] = mapped_column(
         String(36), ForeignKey("workspace_members.id", ondelete="CASCADE"), primary_key=True, index=True
     )
-    role: Mapped[Role] = mapped_column(_enum(Role, "role"), default=Role.VIEWER)
+    role: Mapped[Role] = enum_column(Role, "role", Role.VIEWER)
 
 
 class WorkspaceMemberAccount(Timestamped, Base):

@@ -1,0 +1,1 @@
+"""JSON API routes, one module per controller, mounted at Dittofeed's paths."""

@@ -1,0 +1,64 @@
+"""`/api/public/apps/*`: Segment-compatible ingestion authorised by a write key (Dittofeed §5.1).
+
+A 204 is sent only after the event writer has the rows on disk in ClickHouse; a repeated messageId is
+stored once. Bodies are validated before anything is written, so a bad item in a batch writes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from engine.credentials import InvalidWriteKey, authenticate_write_key
+from engine.errors import InvalidInput, NotFound
+from engine.events import MESSAGE_MODELS, BatchRequest, EventRow, batch_messages, build_rows
+from gateway.deps import in_transaction
+from gateway.inputs import read_json, validate
+
+
+async def ingest(request: Request) -> Response:
+    event_type: str = request.path_params["event_type"]
+    if event_type != "batch" and event_type not in MESSAGE_MODELS:
+        raise NotFound(f"no such apps endpoint: {event_type}")
+    received_at = datetime.now(UTC)
+    authorization = _authorization(request)
+    raw = await read_json(request)
+    if event_type == "batch":
+        batch = validate(BatchRequest, raw)
+        messages = batch_messages(batch, raw)
+    else:
+        validate(MESSAGE_MODELS[event_type], raw)
+        messages = [(event_type, raw)]
+    try:
+        workspace_id = await in_transaction(request, lambda s: authenticate_write_key(s, authorization))
+    except InvalidWriteKey:
+        if event_type == "track":
+            return JSONResponse({"message": "Invalid write key."}, status_code=401)
+        raise
+    rows: list[EventRow] = []
+    for message_type, message in messages:
+        rows.extend(build_rows(workspace_id, message_type, message, received_at))
+    await run_in_threadpool(request.app.state.event_writer.write, rows)
+    return Response(status_code=204)
+
+
+async def alias(request: Request) -> JSONResponse:
+    return JSONResponse({"message": "Not yet implemented."}, status_code=400)
+
+
+def _authorization(request: Request) -> str:
+    value: Any = request.headers.get("authorization")
+    if not value:
+        raise InvalidInput("headers must have required property 'authorization'", field="authorization")
+    return str(value)
+
+
+routes = [
+    Route("/api/public/apps/alias", alias, methods=["POST"], name="apps:alias"),
+    Route("/api/public/apps/{event_type:str}", ingest, methods=["POST"], name="apps:ingest"),
+]

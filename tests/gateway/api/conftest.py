@@ -1,0 +1,50 @@
+"""A parent with an admin API key, created the way an operator does, for the API tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from starlette.testclient import TestClient
+
+from engine.storage.models import WorkspaceType
+from gateway.operator import create_workspace_with_key
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    write_key: str
+
+
+@dataclass(frozen=True)
+class ParentAccount:
+    id: str
+    admin_key: str
+    client: TestClient
+
+    def put_child(self, name: str, external_id: str) -> Tenant:
+        response = self.client.put(
+            "/api-l/admin/workspaces/child",
+            json={"workspaceId": self.id, "name": name, "externalId": external_id},
+            headers={"authorization": f"Bearer {self.admin_key}"},
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        return Tenant(body["id"], body["writeKey"])
+
+
+def make_parent(client: TestClient, name: str) -> ParentAccount:
+    with client.app.state.sessions.begin() as session:  # type: ignore[attr-defined]
+        created = create_workspace_with_key(session, name, WorkspaceType.PARENT)
+    return ParentAccount(created.workspace_id, created.admin_api_key, client)
+
+
+@pytest.fixture
+def parent(client: TestClient) -> ParentAccount:
+    return make_parent(client, "Parent SaaS")
+
+
+@pytest.fixture
+def tenant(parent: ParentAccount) -> Tenant:
+    return parent.put_child("Tenant A", "tenant-a")
