@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2 as httpx
@@ -18,49 +14,15 @@ from sqlalchemy import inspect
 from engine import __version__
 from engine.storage import make_engine
 from tests.support.net import free_port
+from tests.support.processes import FEEDGATE, feedgate_env, running_feedgate, wait_for
 
 pytestmark = pytest.mark.slow
-
-FEEDGATE = str(Path(sys.executable).with_name("feedgate"))
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "CLICKHOUSE_", "AUTH_"))}
-    return {**env, "FEEDGATE_DATA_DIR": str(tmp_path / "data"), **extra}
-
-
-@contextmanager
-def _running(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [FEEDGATE, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
-        if process.stdout is not None:
-            process.stdout.close()
-
-
-def _wait_for(url: str, process: subprocess.Popen[str]) -> httpx.Response:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
-            raise AssertionError(f"feedgate exited with {process.returncode}:\n{output}")
-        try:
-            return httpx.get(url, timeout=2)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} never answered")
 
 
 def test_demo_serves_the_api_embedded(tmp_path: Path) -> None:
     port = free_port()
-    with _running(["demo", "--port", str(port)], _env(tmp_path)) as process:
-        response = _wait_for(f"http://127.0.0.1:{port}/api/", process)
+    with running_feedgate(["demo", "--port", str(port)], feedgate_env(tmp_path)) as process:
+        response = wait_for(f"http://127.0.0.1:{port}/api/", process)
         assert response.json() == {"version": __version__}
         assert httpx.get(f"http://127.0.0.1:{port}/api/readyz").json() == {"sql": True, "events": True}
         process.send_signal(signal.SIGTERM)
@@ -76,14 +38,14 @@ def test_serve_on_postgres_and_clickhouse_http(
     tmp_path: Path, postgres_url: str, clickhouse_http_url: str, clickhouse_database: str
 ) -> None:
     port = free_port()
-    env = _env(
+    env = feedgate_env(
         tmp_path,
         DATABASE_URL=postgres_url,
         CLICKHOUSE_URL=clickhouse_http_url,
         CLICKHOUSE_DATABASE=clickhouse_database,
     )
-    with _running(["serve", "--port", str(port)], env) as process:
-        assert _wait_for(f"http://127.0.0.1:{port}/api/readyz", process).json() == {
+    with running_feedgate(["serve", "--port", str(port)], env) as process:
+        assert wait_for(f"http://127.0.0.1:{port}/api/readyz", process).json() == {
             "sql": True,
             "events": True,
         }
@@ -93,7 +55,7 @@ def test_serve_on_postgres_and_clickhouse_http(
 
 
 def test_migrate_is_idempotent(tmp_path: Path, clickhouse_http_url: str, clickhouse_database: str) -> None:
-    env = _env(tmp_path, CLICKHOUSE_URL=clickhouse_http_url, CLICKHOUSE_DATABASE=clickhouse_database)
+    env = feedgate_env(tmp_path, CLICKHOUSE_URL=clickhouse_http_url, CLICKHOUSE_DATABASE=clickhouse_database)
     for _ in range(2):
         result = subprocess.run([FEEDGATE, "migrate"], env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
@@ -103,13 +65,13 @@ def test_migrate_is_idempotent(tmp_path: Path, clickhouse_http_url: str, clickho
 def test_worker_runs_against_a_clickhouse_server_until_stopped(
     tmp_path: Path, clickhouse_http_url: str, clickhouse_database: str
 ) -> None:
-    env = _env(
+    env = feedgate_env(
         tmp_path,
         CLICKHOUSE_URL=clickhouse_http_url,
         CLICKHOUSE_DATABASE=clickhouse_database,
         COMPUTE_PROPERTIES_INTERVAL="100",
     )
-    with _running(["worker"], env) as process:
+    with running_feedgate(["worker"], env) as process:
         deadline = time.monotonic() + 60
         output = ""
         assert process.stdout is not None
@@ -122,14 +84,14 @@ def test_worker_runs_against_a_clickhouse_server_until_stopped(
 
 def test_worker_refuses_embedded_clickhouse(tmp_path: Path) -> None:
     result = subprocess.run(
-        [FEEDGATE, "worker"], env=_env(tmp_path), capture_output=True, text=True, timeout=60
+        [FEEDGATE, "worker"], env=feedgate_env(tmp_path), capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 2
     assert "CLICKHOUSE_URL" in result.stderr
 
 
 def test_configuration_errors_name_the_variable(tmp_path: Path) -> None:
-    env = _env(tmp_path, AUTH_MODE="multi-tenant")
+    env = feedgate_env(tmp_path, AUTH_MODE="multi-tenant")
     result = subprocess.run([FEEDGATE, "serve"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "SECRET_KEY must be set" in result.stderr
