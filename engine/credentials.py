@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine.errors import Conflict, NotAuthenticated, NotFound
+from engine.errors import Conflict, NotAuthenticated
 from engine.storage.models import AdminApiKey, Secret, Workspace, WorkspaceStatus, WorkspaceType, WriteKey
 
 DEFAULT_WRITE_KEY_NAME = "default-write-key"
@@ -124,29 +124,6 @@ def create_admin_api_key(session: Session, workspace_id: str, name: str) -> Issu
     except IntegrityError:
         raise Conflict(f"an admin API key named {name!r} already exists") from None
     return IssuedAdminKey(row.id, workspace_id, name, int(row.created_at.timestamp() * 1000), api_key)
-
-
-def list_admin_api_keys(session: Session, workspace_id: str) -> list[AdminApiKey]:
-    return list(
-        session.scalars(
-            select(AdminApiKey)
-            .where(AdminApiKey.workspace_id == workspace_id)
-            .order_by(AdminApiKey.created_at)
-        )
-    )
-
-
-def delete_admin_api_key(session: Session, workspace_id: str, key_id: str) -> None:
-    """Delete a key; it stops working at once.
-
-    :raises NotFound: no such key in this workspace.
-    """
-    row = session.scalar(
-        select(AdminApiKey).where(AdminApiKey.workspace_id == workspace_id, AdminApiKey.id == key_id)
-    )
-    if row is None:
-        raise NotFound("admin API key not found")
-    session.delete(row)
 
 
 def find_admin_key_workspace(session: Session, api_key: str) -> Workspace | None:

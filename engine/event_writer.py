@@ -115,12 +115,12 @@ class EventWriter:
             item.done.set()
 
     def _stored_keys(self, rows: list[EventRow]) -> set[tuple[str, str, str, str, str]]:
-        rows_by_id = {row.message_id for row in rows}
+        message_ids = {row.message_id for row in rows}
         workspaces = {row.workspace_id for row in rows}
         stored = self._store.query(
             "SELECT workspace_id, message_id, toString(event_type), event, user_or_anonymous_id"
             " FROM user_events_v2"
             " WHERE workspace_id IN {workspaces:Array(String)} AND message_id IN {ids:Array(String)}",
-            {"workspaces": sorted(workspaces), "ids": sorted(rows_by_id)},
+            {"workspaces": sorted(workspaces), "ids": sorted(message_ids)},
         )
         return {(str(a), str(b), str(c), str(d), str(e)) for a, b, c, d, e in stored}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -171,10 +171,6 @@ def list_children(session: Session, parent_id: str, *, limit: int = 100, offset:
             .offset(offset)
         )
     )
-
-
-def count_children(session: Session, parent_id: str) -> int:
-    return session.scalar(select(func.count()).where(Workspace.parent_workspace_id == parent_id)) or 0
 
 
 def tombstone_workspace(session: Session, workspace: Workspace) -> None:
