@@ -132,6 +132,31 @@ def build_rows(
     return [_row(workspace_id, message, received_at)]
 
 
+def verbatim_row(
+    workspace_id: str, message_raw: str, message: dict[str, Any], received_at: datetime
+) -> EventRow:
+    """A row storing `message_raw` exactly as received (Segment's webhook); `message` is its parse.
+
+    The key takes the values ClickHouse derives from the stored text, where JSONExtractString reads a
+    missing or null field as '', so a redelivery is recognised as the row already stored. The caller
+    has checked that `userId`, `anonymousId` and `event` are strings or null.
+    """
+
+    def text(name: str) -> str:
+        value = message.get(name)
+        return value if isinstance(value, str) else ""
+
+    user = text("userId") or text("anonymousId")
+    key = (workspace_id, message["messageId"], message["type"], text("event"), user)
+    return EventRow(
+        workspace_id=workspace_id,
+        message_id=message["messageId"],
+        message_raw=message_raw,
+        server_time=received_at,
+        key=key,
+    )
+
+
 def batch_messages(request: BatchRequest, raw: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The batch's items as (type, message) with the batch-level context merged under each item's."""
     batch_context = request.context or {}

@@ -173,6 +173,13 @@ def list_children(session: Session, parent_id: str, *, limit: int = 100, offset:
     )
 
 
+def event_workspace_ids(session: Session, workspace: Workspace) -> list[str]:
+    """The workspaces whose events a read of `workspace` covers: a parent's are its children's."""
+    if workspace.type != WorkspaceType.PARENT:
+        return [workspace.id]
+    return list(session.scalars(select(Workspace.id).where(Workspace.parent_workspace_id == workspace.id)))
+
+
 def tombstone_workspace(session: Session, workspace: Workspace) -> None:
     """Soft-delete: free the name and externalId and end every credential at once. Idempotent."""
     if workspace.status != WorkspaceStatus.ACTIVE:

@@ -22,7 +22,7 @@ from engine.event_writer import EventWriter
 from engine.storage import EventStore, make_engine, make_session_factory, upgrade_database
 from engine.worker import Worker
 from gateway import health
-from gateway.api import child_workspaces, public_apps
+from gateway.api import child_workspaces, data_sources, events, groups, public_apps, segment_webhook, users
 from gateway.body_limit import BodyLimit
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.paths import STATIC_DIR
@@ -81,6 +81,11 @@ def build_routes() -> list[BaseRoute]:
         *health.routes,
         *public_apps.routes,
         *child_workspaces.routes,
+        *events.routes,
+        *users.routes,
+        *groups.routes,
+        *segment_webhook.routes,
+        *data_sources.routes,
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 

@@ -39,6 +39,16 @@ def validate(model: type[Model], data: Any, *, where: str = "body") -> Model:
         raise InvalidInput(f"{path} {message}", field=path) from None
 
 
+def read_query(request: Request, model: type[Model], *, arrays: frozenset[str] = frozenset()) -> Model:
+    """Validate the query string; names in `arrays` may repeat (`event=a&event=b` or `event[]=a`)."""
+    data: dict[str, Any] = {}
+    for key in request.query_params:
+        name = key.removesuffix("[]")
+        values = request.query_params.getlist(key)
+        data[name] = [*data.get(name, []), *values] if name in arrays else values[-1]
+    return validate(model, data, where="querystring")
+
+
 def resolve_workspace_id(request: Request, body: Any = None) -> str | None:
     """The one workspaceId named by body, query and `df-workspace-id` header, if any.
 

@@ -38,4 +38,114 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ORDER BY (workspace_id, processing_time, user_or_anonymous_id, event_time, message_id)
         """,
     ),
+    (
+        # Internal (DF*) track events with the fields deliveries and analysis filter on.
+        """
+        CREATE TABLE IF NOT EXISTS {db}.internal_events (
+            workspace_id String,
+            user_or_anonymous_id String,
+            user_id String,
+            anonymous_id String,
+            message_id String,
+            event String,
+            event_time DateTime64(3, 'UTC'),
+            processing_time DateTime64(3, 'UTC'),
+            properties String,
+            template_id String,
+            broadcast_id String,
+            journey_id String,
+            triggering_message_id String,
+            channel_type String,
+            delivery_to String,
+            delivery_from String,
+            origin_message_id String,
+            hidden Bool,
+            INDEX idx_template_id template_id TYPE bloom_filter(0.01) GRANULARITY 4,
+            INDEX idx_broadcast_id broadcast_id TYPE bloom_filter(0.01) GRANULARITY 4,
+            INDEX idx_journey_id journey_id TYPE bloom_filter(0.01) GRANULARITY 4
+        )
+        ENGINE = MergeTree
+        ORDER BY (workspace_id, processing_time, event, user_or_anonymous_id, message_id)
+        """,
+        """
+        CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.internal_events_mv TO {db}.internal_events AS
+        SELECT
+            workspace_id, user_or_anonymous_id, user_id, anonymous_id, message_id, event, event_time,
+            processing_time, properties,
+            JSONExtractString(properties, 'templateId') AS template_id,
+            JSONExtractString(properties, 'broadcastId') AS broadcast_id,
+            JSONExtractString(properties, 'journeyId') AS journey_id,
+            JSONExtractString(properties, 'triggeringMessageId') AS triggering_message_id,
+            JSONExtractString(properties, 'variant', 'type') AS channel_type,
+            JSONExtractString(properties, 'variant', 'to') AS delivery_to,
+            JSONExtractString(properties, 'variant', 'from') AS delivery_from,
+            JSONExtractString(properties, 'messageId') AS origin_message_id,
+            hidden
+        FROM {db}.user_events_v2
+        WHERE event_type = 'track' AND startsWith(event, 'DF')
+        """,
+        # Group membership, both directions; the latest row per pair (by assigned_at) is the truth.
+        # The views qualify every column: an alias such as `user_id` would otherwise shadow the column.
+        """
+        CREATE TABLE IF NOT EXISTS {db}.group_user_assignments (
+            workspace_id LowCardinality(String),
+            group_id String,
+            user_id String,
+            assigned Bool,
+            assigned_at DateTime64(3, 'UTC') DEFAULT now64(3)
+        )
+        ENGINE = ReplacingMergeTree(assigned_at)
+        ORDER BY (workspace_id, group_id, user_id)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS {db}.user_group_assignments (
+            workspace_id LowCardinality(String),
+            user_id String,
+            group_id String,
+            assigned Bool,
+            assigned_at DateTime64(3, 'UTC') DEFAULT now64(3)
+        )
+        ENGINE = ReplacingMergeTree(assigned_at)
+        ORDER BY (workspace_id, user_id, group_id)
+        """,
+        """
+        CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.group_user_assignments_mv
+        TO {db}.group_user_assignments AS
+        SELECT
+            uev.workspace_id AS workspace_id,
+            uev.user_id AS group_id,
+            JSONExtractString(uev.properties, 'userId') AS user_id,
+            JSONExtractBool(uev.properties, 'assigned') AS assigned,
+            uev.processing_time AS assigned_at
+        FROM {db}.user_events_v2 AS uev
+        WHERE uev.event_type = 'track' AND uev.event = 'DFGroupUserAssignment'
+        """,
+        """
+        CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.user_group_assignments_mv
+        TO {db}.user_group_assignments AS
+        SELECT
+            uev.workspace_id AS workspace_id,
+            uev.user_or_anonymous_id AS user_id,
+            JSONExtractString(uev.properties, 'groupId') AS group_id,
+            JSONExtractBool(uev.properties, 'assigned') AS assigned,
+            uev.processing_time AS assigned_at
+        FROM {db}.user_events_v2 AS uev
+        WHERE uev.event_type = 'track' AND uev.event = 'DFUserGroupAssignment'
+        """,
+        # What users are: the computed values of segments and user properties, latest by assigned_at.
+        """
+        CREATE TABLE IF NOT EXISTS {db}.computed_property_assignments_v2 (
+            workspace_id LowCardinality(String),
+            type Enum8('user_property' = 1, 'segment' = 2),
+            computed_property_id LowCardinality(String),
+            user_id String,
+            segment_value Bool,
+            user_property_value String,
+            max_event_time DateTime64(3, 'UTC'),
+            assigned_at DateTime64(3, 'UTC') DEFAULT now64(3)
+        )
+        ENGINE = ReplacingMergeTree(assigned_at)
+        ORDER BY (workspace_id, type, computed_property_id, user_id)
+        """,
+    ),
 )

@@ -144,3 +144,19 @@ class DefaultSmsProvider(Timestamped, Base):
     sms_provider_id: Mapped[str] = mapped_column(
         String(36), ForeignKey("sms_providers.id", ondelete="CASCADE")
     )
+
+
+class SegmentIOConfiguration(Timestamped, Base):
+    """A workspace's Segment source: the shared secret Segment signs its webhook deliveries with.
+
+    Dittofeed keeps the secret in plaintext and so must we, since verifying an HMAC needs the key; it is
+    never logged and never returned by a read.
+    """
+
+    __tablename__ = "segment_io_configurations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    workspace_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("workspaces.id", ondelete="CASCADE"), unique=True
+    )
+    shared_secret: Mapped[str] = mapped_column(Text)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 import pytest
 from starlette.testclient import TestClient
 
+from engine.credentials import create_admin_api_key
 from engine.storage.models import WorkspaceType
 from gateway.operator import create_workspace_with_key
 
@@ -32,6 +34,12 @@ class ParentAccount:
         assert response.status_code == 200, response.text
         body = response.json()
         return Tenant(body["id"], body["writeKey"])
+
+
+def admin_key_for(client: TestClient, workspace_id: str) -> str:
+    """A fresh admin API key of `workspace_id` (a child's own key, say)."""
+    with client.app.state.sessions.begin() as session:  # type: ignore[attr-defined]
+        return create_admin_api_key(session, workspace_id, f"key-{uuid.uuid4().hex[:8]}").api_key
 
 
 def make_parent(client: TestClient, name: str) -> ParentAccount:

@@ -1,0 +1,89 @@
+"""`GET /api/admin/events`: search a workspace's events (Dittofeed §6.7), authorised by an admin key."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from engine.event_search import EventFilter, list_event_property_keys, list_trait_keys, search_events
+from engine.workspaces import event_workspace_ids
+from gateway.admin_auth import authorize_target
+from gateway.deps import in_transaction
+from gateway.inputs import read_query
+
+
+class GetEventsQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    workspaceId: str | None = None
+    searchTerm: str | None = None
+    userId: str | None = None
+    offset: int = Field(0, ge=0)
+    limit: int = Field(100, ge=1, le=10_000)
+    messageId: list[str] = []
+    startDate: float | None = Field(None, ge=0, description="epoch milliseconds, on processing time")
+    endDate: float | None = Field(None, ge=0, description="epoch milliseconds, on processing time")
+    event: list[str] = []
+    broadcastId: str | None = None
+    journeyId: str | None = None
+    eventType: Literal["identify", "track", "page", "screen", "group", "alias"] | None = None
+    includeContext: bool = False
+
+
+async def get_events(request: Request) -> JSONResponse:
+    query = read_query(request, GetEventsQuery, arrays=frozenset({"messageId", "event"}))
+    workspace_ids = await _authorized_workspaces(request)
+    where = EventFilter(
+        workspace_ids=workspace_ids,
+        search_term=query.searchTerm,
+        user_id=query.userId,
+        message_ids=query.messageId,
+        start_ms=int(query.startDate) if query.startDate is not None else None,
+        end_ms=int(query.endDate) if query.endDate is not None else None,
+        events=query.event,
+        broadcast_id=query.broadcastId,
+        journey_id=query.journeyId,
+        event_type=query.eventType,
+    )
+    page = await run_in_threadpool(
+        search_events,
+        request.app.state.event_store,
+        where,
+        offset=query.offset,
+        limit=query.limit,
+        include_context=query.includeContext,
+    )
+    return JSONResponse(page.to_json())
+
+
+async def get_traits(request: Request) -> JSONResponse:
+    workspace_ids = await _authorized_workspaces(request)
+    traits = await run_in_threadpool(list_trait_keys, request.app.state.event_store, workspace_ids)
+    return JSONResponse({"traits": traits})
+
+
+async def get_properties(request: Request) -> JSONResponse:
+    workspace_ids = await _authorized_workspaces(request)
+    properties = await run_in_threadpool(
+        list_event_property_keys, request.app.state.event_store, workspace_ids
+    )
+    return JSONResponse({"properties": properties})
+
+
+async def _authorized_workspaces(request: Request) -> list[str]:
+    return await in_transaction(
+        request, lambda session: event_workspace_ids(session, authorize_target(request, session))
+    )
+
+
+routes = [
+    Route("/api/admin/events", get_events, methods=["GET"], name="events:list"),
+    Route("/api/admin/events/", get_events, methods=["GET"], name="events:list/"),
+    Route("/api/admin/events/traits", get_traits, methods=["GET"], name="events:traits"),
+    Route("/api/admin/events/properties", get_properties, methods=["GET"], name="events:properties"),
+]

@@ -1,0 +1,68 @@
+"""`/api/admin/groups/*`: who is in a group and which groups a user is in (Dittofeed §6.10)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from engine.groups import list_group_users, list_user_groups
+from gateway.admin_auth import authorize_target
+from gateway.deps import in_transaction
+from gateway.inputs import read_query
+
+
+class _Page(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    workspaceId: str
+    limit: int = Field(100, ge=1, le=10_000)
+    offset: int = Field(0, ge=0)
+
+
+class GroupUsersQuery(_Page):
+    groupId: str
+
+
+class UserGroupsQuery(_Page):
+    userId: str
+
+
+async def get_group_users(request: Request) -> JSONResponse:
+    query = read_query(request, GroupUsersQuery)
+    workspace_id = await _authorized_workspace(request)
+    members = await run_in_threadpool(
+        list_group_users,
+        request.app.state.event_store,
+        workspace_id,
+        query.groupId,
+        limit=query.limit,
+        offset=query.offset,
+    )
+    return JSONResponse({"users": members})
+
+
+async def get_user_groups(request: Request) -> JSONResponse:
+    query = read_query(request, UserGroupsQuery)
+    workspace_id = await _authorized_workspace(request)
+    groups = await run_in_threadpool(
+        list_user_groups,
+        request.app.state.event_store,
+        workspace_id,
+        query.userId,
+        limit=query.limit,
+        offset=query.offset,
+    )
+    return JSONResponse({"groups": groups})
+
+
+async def _authorized_workspace(request: Request) -> str:
+    return await in_transaction(request, lambda session: authorize_target(request, session).id)
+
+
+routes = [
+    Route("/api/admin/groups/users", get_group_users, methods=["GET"], name="groups:users"),
+    Route("/api/admin/groups/user-groups", get_user_groups, methods=["GET"], name="groups:user_groups"),
+]

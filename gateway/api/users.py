@@ -1,0 +1,135 @@
+"""`/api/admin/users`: list, count and delete users (Dittofeed §6.8), authorised by an admin key."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from engine import users
+from gateway.admin_auth import authorize_target
+from gateway.deps import in_transaction
+from gateway.inputs import read_json, read_query, validate
+
+
+class UserPropertyFilterItem(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+    id: str
+    values: list[str]
+
+
+class UserFilterBody(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    workspaceId: str
+    userIds: list[str] | None = None
+    segmentFilter: list[str] = []
+    negativeSegmentFilter: list[str] = []
+    subscriptionGroupFilter: list[str] = []
+    negativeSubscriptionGroupFilter: list[str] = []
+    unsubscribedFromFilter: list[str] = []
+    userPropertyFilter: list[UserPropertyFilterItem] = []
+
+    def to_filter(self, session: Session, workspace_id: str) -> users.UserFilter:
+        groups = (
+            self.subscriptionGroupFilter + self.negativeSubscriptionGroupFilter + self.unsubscribedFromFilter
+        )
+        known = users.load_subscriptions(session, workspace_id) if groups else {}
+        unsubscribed = users.pick_subscriptions(known, self.unsubscribedFromFilter, "unsubscribedFromFilter")
+        return users.UserFilter(
+            user_ids=self.userIds,
+            in_segments=[*self.segmentFilter, *(s.unsubscribed_segment or "" for s in unsubscribed)],
+            not_in_segments=self.negativeSegmentFilter,
+            property_values=[(item.id, item.values) for item in self.userPropertyFilter],
+            subscribed=users.pick_subscriptions(
+                known, self.subscriptionGroupFilter, "subscriptionGroupFilter"
+            ),
+            not_subscribed=users.pick_subscriptions(
+                known, self.negativeSubscriptionGroupFilter, "negativeSubscriptionGroupFilter"
+            ),
+        )
+
+
+class GetUsersBody(UserFilterBody):
+    limit: int = Field(10, ge=1, le=10_000)
+    cursor: str | None = None
+    direction: Literal["after", "before"] = "after"
+    exclusiveCursor: bool = False
+    includeSubscriptions: bool = False
+    # Sorting by an indexed user property comes with the property indices; until then, by id.
+    sortBy: str | None = None
+    sortOrder: Literal["asc", "desc"] = "asc"
+
+
+class DeleteUsersBody(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    workspaceId: str
+    userIds: list[str] = Field(min_length=1)
+
+
+async def get_users(request: Request) -> JSONResponse:
+    raw = await read_json(request)
+    body = validate(GetUsersBody, raw)
+    page = users.PageRequest(
+        limit=body.limit,
+        cursor=body.cursor,
+        direction=body.direction,
+        exclusive=body.exclusiveCursor,
+        descending=body.sortOrder == "desc",
+        include_subscriptions=body.includeSubscriptions,
+    )
+
+    def read(session: Session) -> users.UserPage:
+        workspace = authorize_target(request, session, raw)
+        where = body.to_filter(session, workspace.id)
+        return users.list_users(request.app.state.event_store, session, workspace.id, where, page)
+
+    return JSONResponse((await in_transaction(request, read)).to_json())
+
+
+async def count_users(request: Request) -> JSONResponse:
+    raw = await read_json(request)
+    body = validate(UserFilterBody, raw)
+
+    def count(session: Session) -> int:
+        workspace = authorize_target(request, session, raw)
+        return users.count_users(
+            request.app.state.event_store, workspace.id, body.to_filter(session, workspace.id)
+        )
+
+    return JSONResponse({"userCount": await in_transaction(request, count)})
+
+
+async def delete_users(request: Request) -> Response:
+    raw = await read_json(request)
+    return await _delete(request, validate(DeleteUsersBody, raw), raw)
+
+
+async def delete_users_by_query(request: Request) -> Response:
+    query = read_query(request, DeleteUsersBody, arrays=frozenset({"userIds"}))
+    return await _delete(request, query, None)
+
+
+async def _delete(request: Request, body: DeleteUsersBody, raw: object) -> Response:
+    def delete(session: Session) -> None:
+        workspace = authorize_target(request, session, raw)
+        users.delete_users(request.app.state.event_store, workspace.id, body.userIds)
+
+    await in_transaction(request, delete)
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/api/admin/users", get_users, methods=["POST"], name="users:list"),
+    Route("/api/admin/users/", get_users, methods=["POST"], name="users:list/"),
+    Route("/api/admin/users/count", count_users, methods=["POST"], name="users:count"),
+    Route("/api/admin/users", delete_users, methods=["DELETE"], name="users:delete"),
+    Route("/api/admin/users/", delete_users, methods=["DELETE"], name="users:delete/"),
+    Route("/api/admin/users/v2", delete_users_by_query, methods=["DELETE"], name="users:delete_v2"),
+]

@@ -1,0 +1,99 @@
+"""Tenant isolation over random forests of parents and children, for every endpoint built so far:
+an admin key opens its own workspace and its children and nothing else; a write key writes into
+its own workspace only, whatever the request claims."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.testclient import TestClient
+
+from tests.gateway.api.conftest import Tenant, admin_key_for, make_parent
+
+AdminCall = Callable[[TestClient, str, str], Any]
+
+
+def _auth(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
+
+
+ADMIN_CALLS: dict[str, AdminCall] = {
+    "GET events": lambda c, key, w: c.get("/api/admin/events", params={"workspaceId": w}, headers=_auth(key)),
+    "GET events/traits": lambda c, key, w: c.get(
+        "/api/admin/events/traits", params={"workspaceId": w}, headers=_auth(key)
+    ),
+    "GET events/properties": lambda c, key, w: c.get(
+        "/api/admin/events/properties", params={"workspaceId": w}, headers=_auth(key)
+    ),
+    "POST users": lambda c, key, w: c.post("/api/admin/users", json={"workspaceId": w}, headers=_auth(key)),
+    "POST users/count": lambda c, key, w: c.post(
+        "/api/admin/users/count", json={"workspaceId": w}, headers=_auth(key)
+    ),
+    "DELETE users": lambda c, key, w: c.request(
+        "DELETE", "/api/admin/users", json={"workspaceId": w, "userIds": ["nobody"]}, headers=_auth(key)
+    ),
+    "GET groups/users": lambda c, key, w: c.get(
+        "/api/admin/groups/users", params={"workspaceId": w, "groupId": "g"}, headers=_auth(key)
+    ),
+    "GET groups/user-groups": lambda c, key, w: c.get(
+        "/api/admin/groups/user-groups", params={"workspaceId": w, "userId": "u"}, headers=_auth(key)
+    ),
+    "GET settings/data-sources": lambda c, key, w: c.get(
+        "/api/admin/settings/data-sources", params={"workspaceId": w}, headers=_auth(key)
+    ),
+    "GET workspaces": lambda c, key, w: c.get(
+        "/api-l/admin/workspaces/", params={"workspaceId": w}, headers=_auth(key)
+    ),
+}
+
+forests = st.lists(st.integers(min_value=0, max_value=2), min_size=2, max_size=3)
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shape=forests)
+def test_admin_keys_open_exactly_their_subtree(client: TestClient, shape: list[int]) -> None:
+    run = uuid.uuid4().hex[:8]
+    keys: dict[str, set[str]] = {}  # admin key -> the workspaces it may open
+    every_workspace: list[str] = []
+    for index, count in enumerate(shape):
+        parent = make_parent(client, f"P{index}-{run}")
+        children = [parent.put_child(f"C{j}", f"c{j}").id for j in range(count)]
+        keys[parent.admin_key] = {parent.id, *children}
+        keys.update({admin_key_for(client, child): {child} for child in children})
+        every_workspace += [parent.id, *children]
+    for key, allowed in keys.items():
+        for workspace_id in every_workspace:
+            for name, call in ADMIN_CALLS.items():
+                status = call(client, key, workspace_id).status_code
+                assert (status < 300) == (workspace_id in allowed), (name, status)
+                assert status < 300 or status == 401, (name, status)
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shape=forests)
+def test_write_keys_write_only_into_their_own_workspace(client: TestClient, shape: list[int]) -> None:
+    run = uuid.uuid4().hex[:8]
+    tenants: list[Tenant] = []
+    for index, count in enumerate(shape):
+        parent = make_parent(client, f"P{index}-{run}")
+        tenants += [parent.put_child(f"C{j}", f"c{j}") for j in range(count)]
+    store = client.app.state.event_store  # type: ignore[attr-defined]
+    for sender in tenants:
+        for claimed in tenants:
+            message_id = f"{sender.id}->{claimed.id}"
+            body = {"userId": "u", "messageId": message_id, "event": "E", "workspaceId": claimed.id}
+            response = client.post(
+                "/api/public/apps/track",
+                json=body,
+                headers={"authorization": sender.write_key, "df-workspace-id": claimed.id},
+            )
+            assert response.status_code in (204, 400, 401)
+            stored = store.query(
+                "SELECT DISTINCT workspace_id FROM user_events_v2 WHERE message_id = {m:String}",
+                {"m": message_id},
+            )
+            assert stored in ([], [(sender.id,)])
