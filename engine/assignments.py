@@ -76,3 +76,21 @@ def write_assignments(
         _COLUMNS,
         _TYPES,
     )
+
+
+# Every ClickHouse table holding rows computed for one segment or user property.
+COMPUTED_TABLES: tuple[str, ...] = (
+    "computed_property_assignments_v2",
+    "computed_property_state_v3",
+    "computed_property_periods",
+)
+
+
+def forget_computed_property(store: EventStore, workspace_id: str, computed_property_id: str) -> None:
+    """Delete everything computed for a segment or user property (it was deleted). Idempotent."""
+    for table in COMPUTED_TABLES:
+        store.command(
+            f"DELETE FROM {table}"  # noqa: S608
+            " WHERE workspace_id = {workspace:String} AND computed_property_id = {property:String}",
+            {"workspace": workspace_id, "property": computed_property_id},
+        )

@@ -18,11 +18,24 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from engine.compute.loop import ComputeProperties
 from engine.event_writer import EventWriter
 from engine.storage import EventStore, make_engine, make_session_factory, upgrade_database
 from engine.worker import Worker
 from gateway import health
-from gateway.api import child_workspaces, data_sources, events, groups, public_apps, segment_webhook, users
+from gateway.api import (
+    child_workspaces,
+    computed_properties,
+    data_sources,
+    events,
+    groups,
+    public_apps,
+    resources,
+    segment_webhook,
+    segments,
+    user_properties,
+    users,
+)
 from gateway.body_limit import BodyLimit
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.paths import STATIC_DIR
@@ -44,10 +57,13 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         app.state.sessions = make_session_factory(sql_engine)
         app.state.event_store = event_store
         app.state.event_writer = event_writer
+        app.state.compute = ComputeProperties(app.state.sessions, event_store, event_writer.watermark)
         stop = threading.Event()
         worker_thread = None
         if in_process_worker:
-            worker = Worker(tasks=[], period_seconds=settings.compute_properties_interval_ms / 1000)
+            worker = Worker(
+                tasks=[app.state.compute], period_seconds=settings.compute_properties_interval_ms / 1000
+            )
             worker_thread = threading.Thread(
                 target=worker.run, args=(stop,), name="feedgate-worker", daemon=True
             )
@@ -85,7 +101,11 @@ def build_routes() -> list[BaseRoute]:
         *users.routes,
         *groups.routes,
         *segment_webhook.routes,
+        *computed_properties.routes,
         *data_sources.routes,
+        *segments.routes,
+        *user_properties.routes,
+        *resources.routes,
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 

@@ -17,8 +17,9 @@ from types import FrameType
 import uvicorn
 
 from engine import __version__
+from engine.compute.loop import ComputeProperties, wall_clock_watermark
 from engine.errors import EngineError
-from engine.storage import make_engine, upgrade_database
+from engine.storage import make_engine, make_session_factory, upgrade_database
 from engine.storage.models import WorkspaceType
 from engine.worker import Worker
 from gateway import operator
@@ -140,7 +141,9 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:
-        Worker(tasks=[], period_seconds=settings.compute_properties_interval_ms / 1000).run(stop)
+        # Gateways elsewhere may still be inserting events stamped a moment ago; leave them a margin.
+        compute = ComputeProperties(make_session_factory(sql_engine), store, wall_clock_watermark(5.0))
+        Worker(tasks=[compute], period_seconds=settings.compute_properties_interval_ms / 1000).run(stop)
     finally:
         store.close()
         sql_engine.dispose()

@@ -148,4 +148,41 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ORDER BY (workspace_id, type, computed_property_id, user_id)
         """,
     ),
+    (
+        # Per (segment or user property, node, user, time bucket) partial aggregates of the events
+        # matching the node; each compute period adds the aggregates of its new events.
+        """
+        CREATE TABLE IF NOT EXISTS {db}.computed_property_state_v3 (
+            workspace_id LowCardinality(String),
+            type Enum8('user_property' = 1, 'segment' = 2),
+            computed_property_id LowCardinality(String),
+            state_id LowCardinality(String),
+            user_id String,
+            -- the latest value by (event_time, message_id): a total order, so any merge order agrees
+            last_value AggregateFunction(argMax, String, Tuple(DateTime64(3, 'UTC'), String)),
+            unique_count AggregateFunction(uniq, String),
+            grouped_values AggregateFunction(groupArray, String),
+            event_time DateTime64(3, 'UTC'),
+            computed_at SimpleAggregateFunction(max, DateTime64(3, 'UTC'))
+        )
+        ENGINE = AggregatingMergeTree
+        ORDER BY (workspace_id, type, computed_property_id, state_id, user_id, event_time)
+        """,
+    ),
+    (
+        # When each segment and user property was last computed, per definition version and step.
+        """
+        CREATE TABLE IF NOT EXISTS {db}.computed_property_periods (
+            workspace_id LowCardinality(String),
+            type Enum8('user_property' = 1, 'segment' = 2),
+            computed_property_id String,
+            version String,
+            step LowCardinality(String),
+            period_to DateTime64(3, 'UTC'),
+            created_at DateTime64(3, 'UTC') DEFAULT now64(3)
+        )
+        ENGINE = MergeTree
+        ORDER BY (workspace_id, computed_property_id, step, version, period_to)
+        """,
+    ),
 )

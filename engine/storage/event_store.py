@@ -1,41 +1,60 @@
-"""The event store: ClickHouse through clickhouse-connect, embedded (``chdb://path``) or a server
-(``http(s)://host:8123``), behind one small API.
+"""The event store: ClickHouse embedded (``chdb://path``) or a server (``http(s)://host:8123``), behind one
+small API.
 
 It owns the connection, the schema migrations of `event_schema`, batched inserts with declared column
 types (no DESCRIBE round trip per insert) and parameterised queries (``{name:Type}`` placeholders bound
 server-side, never pasted into SQL). A store that cannot be reached surfaces as `Unavailable`;
-a statement the store rejects stays a ClickHouse error (a bug of ours, not the client's).
+a statement the store rejects stays a ClickHouse error (`DatabaseError`, a bug of ours, not the
+client's).
+
+Queries and DDL go through clickhouse-connect in both modes. Embedded inserts and `select_json` do not:
+they run on chdb connection handles of the store's own (chdb allows many handles on the one engine
+path), because clickhouse-connect's chdb backend encodes rows to Native in Python, writes them to a
+temporary file and inserts that file, which costs more than the insert itself; here the rows go to
+chdb as one JSON document over a streaming insert.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import chdb
 import clickhouse_connect
-from clickhouse_connect.driver.exceptions import OperationalError
+from clickhouse_connect.driver.binding import format_bind_value
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from engine.errors import Unavailable
 from engine.storage.event_schema import MIGRATIONS
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_SETTING_VALUE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 # chdb allows one engine per process; every EventStore on the same path shares it, and opening it
 # concurrently from two threads races inside chdb, so openings are serialised.
 _CHDB_OPEN_LOCK = threading.Lock()
 
+# Strings go into the JSON text as UTF-8, exactly as clickhouse-connect would send them.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
 
 class EventStore:
     """A ClickHouse database holding feedgate's events; safe to share between threads."""
 
-    def __init__(self, client: Any, database: str, *, embedded: bool) -> None:
+    def __init__(self, client: Any, database: str, *, embedded: bool, chdb_path: str | None = None) -> None:
         self._client = client
         self.database = database
         self.embedded = embedded
+        # The engine directory when embedded (None for a server): one process may open it at a time.
+        self.chdb_path = chdb_path
+        self._handles = _ChdbHandles(chdb_path, database) if chdb_path is not None else None
 
     @classmethod
     def open(
@@ -48,7 +67,9 @@ class EventStore:
             client = _connect(url, user=user, password=password)
             client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
             client.database = database
-        store = cls(client, database, embedded=url.startswith("chdb://"))
+        embedded = url.startswith("chdb://")
+        chdb_path = _engine_path(client.path) if embedded else None
+        store = cls(client, database, embedded=embedded, chdb_path=chdb_path)
         store.migrate()
         return store
 
@@ -81,23 +102,66 @@ class EventStore:
         *,
         settings: Mapping[str, Any] | None = None,
     ) -> None:
-        """Insert `rows` into `table` as one batch; `types` are the ClickHouse types of `columns`."""
+        """Insert `rows` into `table` as one batch; `types` are the ClickHouse types of `columns`.
+
+        The rows are in the table when this returns (one part, written before the call returns).
+        Datetimes with a timezone are stored as that instant; naive ones are read in the column's zone.
+        """
         if not rows:
             return
-        with _translate_errors():
-            self._client.insert(
-                _identifier(table),
-                rows,
-                column_names=list(columns),
-                column_type_names=list(types),
-                settings=dict(settings or {}),
-            )
+        table = _identifier(table)
+        if self._handles is None:
+            with _translate_errors():
+                self._client.insert(
+                    table,
+                    rows,
+                    column_names=list(columns),
+                    column_type_names=list(types),
+                    settings=dict(settings or {}),
+                )
+            return
+        names = ", ".join(f"`{_identifier(column)}`" for column in columns)
+        # Datetimes go as ISO text with a zone suffix, which only best_effort parsing reads.
+        clauses = {"date_time_input_format": "best_effort", **(settings or {})}
+        sql = f"INSERT INTO `{table}` ({names}) SETTINGS {_settings_sql(clauses)}"
+        payload = _JSON.encode(
+            [_json_column([row[i] for row in rows], types[i]) for i in range(len(columns))]
+        ).encode()
+        with self._handles.connection() as connection:
+            try:
+                inserter = connection.send_insert(sql, "JSONCompactColumns")
+            except RuntimeError as error:
+                raise DatabaseError(str(error)) from None
+            try:
+                inserter.append(payload)
+                inserter.finish()
+            except RuntimeError as error:
+                # No implicit commit: a failed stream is cancelled, so the handle is free again.
+                inserter.cancel()
+                raise DatabaseError(str(error)) from None
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a SELECT with server-side bound ``{name:Type}`` parameters and return its rows."""
         with _translate_errors():
             result = self._client.query(sql, parameters=dict(parameters or {}))
             return [tuple(row) for row in result.result_rows]
+
+    def select_json(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[list[Any]]:
+        """Like `query`, but each value comes back as ClickHouse writes it in JSON (strings, numbers,
+        lists), with no conversion to Python types: the cheap path for lookups on the write path."""
+        if self._handles is None:
+            with _translate_errors():
+                raw: bytes = self._client.raw_query(
+                    sql, parameters=dict(parameters or {}), fmt="JSONCompactEachRow"
+                )
+        else:
+            params = {name: str(format_bind_value(value, UTC)) for name, value in (parameters or {}).items()}
+            with self._handles.connection() as connection:
+                try:
+                    raw = connection.query(sql, "JSONCompactEachRow", params=params).bytes()
+                except RuntimeError as error:
+                    raise DatabaseError(str(error)) from None
+        return [json.loads(line) for line in raw.splitlines() if line]
 
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
         """Run a statement that returns no rows (DDL, DELETE, OPTIMIZE)."""
@@ -112,7 +176,120 @@ class EventStore:
             return False
 
     def close(self) -> None:
+        if self._handles is not None:
+            self._handles.close()
         self._client.close()
+
+
+class _ChdbHandles:
+    """A pool of chdb connection handles on the engine path, each bound to the store's database.
+
+    A handle runs one statement at a time, so each caller borrows its own; the pool grows to the
+    number of threads that write or look up at once (the event writer's flushers) and no further.
+    """
+
+    def __init__(self, path: str, database: str) -> None:
+        self._path = path
+        self._database = database
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        with self._lock:
+            if self._closed:
+                raise Unavailable("event store is closed")
+            handle = self._idle.pop() if self._idle else None
+        if handle is None:
+            handle = self._open()
+        try:
+            yield handle
+        finally:
+            with self._lock:
+                if not self._closed:
+                    self._idle.append(handle)
+                    handle = None
+            if handle is not None:
+                handle.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for handle in idle:
+            handle.close()
+
+    def _open(self) -> Any:
+        with _CHDB_OPEN_LOCK:
+            try:
+                handle = chdb.connect(self._path)
+            except RuntimeError as error:
+                raise Unavailable(f"event store unreachable: {error}") from error
+        try:
+            handle.query(f"USE `{self._database}`", "TSV")
+        except RuntimeError as error:
+            handle.close()
+            raise DatabaseError(str(error)) from None
+        return handle
+
+
+def _engine_path(path: str) -> str:
+    """The engine path as clickhouse-connect opened it: chdb refuses a second spelling of the path."""
+    if path.startswith((":memory:", "file:")):
+        return path
+    return os.path.realpath(path)
+
+
+def _json_column(values: list[Any], column_type: str) -> list[Any]:
+    """One column of an insert as JSON values ClickHouse parses into `column_type`."""
+    if column_type.startswith(("DateTime", "Nullable(DateTime")):
+        # A batch's rows share a few datetime objects (receipt and processing times): format each once.
+        texts: dict[datetime, str] = {}
+        out: list[Any] = []
+        for value in values:
+            if isinstance(value, datetime):
+                text = texts.get(value)
+                if text is None:
+                    text = texts[value] = _datetime_text(value)
+                out.append(text)
+            else:
+                out.append(_json_value(value))
+        return out
+    if all(type(value) is str for value in values):
+        return values
+    return [_json_value(value) for value in values]
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, datetime):
+        return _datetime_text(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_json_value(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _json_value(item) for key, item in value.items()}
+    # UUID, Decimal, enum members, IP addresses: their text is what ClickHouse parses.
+    return str(value)
+
+
+def _datetime_text(value: datetime) -> str:
+    if value.tzinfo is None:
+        return value.isoformat(sep=" ")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ") + "Z"
+
+
+def _settings_sql(settings: Mapping[str, Any]) -> str:
+    parts = []
+    for name, value in settings.items():
+        text = str(int(value)) if isinstance(value, bool) else str(value)
+        if not _IDENTIFIER.match(name) or not _SETTING_VALUE.match(text):
+            raise ValueError(f"insert setting {name}={value!r} is not a plain name and value")
+        parts.append(f"{name}='{text}'")
+    return ", ".join(parts)
 
 
 def _connect(url: str, *, user: str | None, password: str | None) -> Any:

@@ -1,11 +1,14 @@
-"""The event store behaves the same over chdb:// and http:// (the chdb HTTP shim)."""
+"""The event store behaves the same over chdb:// and http:// (the chdb HTTP shim): embedded inserts and
+`select_json` take chdb's own path, so each test holds both paths to one expected result."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from engine.errors import Unavailable
 from engine.storage import EventStore
@@ -111,3 +114,92 @@ def test_unreachable_server_is_unavailable() -> None:
 def test_database_name_must_be_an_identifier(events_url: str) -> None:
     with pytest.raises(ValueError, match="plain identifier"):
         EventStore.open(events_url, "x`; DROP DATABASE y")
+
+
+def test_inserted_values_read_back_the_same_over_both_paths(event_store: EventStore) -> None:
+    """Embedded inserts skip clickhouse-connect; what they store must be what it would have stored."""
+    event_store.command(
+        "CREATE TABLE kinds (s String, t DateTime64(3, 'UTC'), tokyo DateTime64(3, 'Asia/Tokyo'),"
+        " naive DateTime64(3, 'UTC'), n Nullable(String), b Bool, e Enum8('a' = 1, 'b' = 2),"
+        " arr Array(String), u UUID, i Int64, f Float64) ENGINE = MergeTree ORDER BY i"
+    )
+    columns = ["s", "t", "tokyo", "naive", "n", "b", "e", "arr", "u", "i", "f"]
+    types = [
+        "String",
+        "DateTime64(3, 'UTC')",
+        "DateTime64(3, 'Asia/Tokyo')",
+        "DateTime64(3, 'UTC')",
+        "Nullable(String)",
+        "Bool",
+        "Enum8('a' = 1, 'b' = 2)",
+        "Array(String)",
+        "UUID",
+        "Int64",
+        "Float64",
+    ]
+    instant = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=-5)))
+    unique = uuid.UUID("6e9ed89b-6b09-4b46-90ca-d5b115a5f087")
+    text = "a'b\\c\t\n\x00\"é😀 {x:String}"
+    event_store.insert(
+        "kinds",
+        [
+            [
+                text,
+                instant,
+                instant,
+                datetime(2026, 1, 2, 3, 4, 5, 678000),
+                None,
+                True,
+                "b",
+                ["x", "y'"],
+                unique,
+                -(2**62),
+                1.5,
+            ],
+            ["", instant, instant, instant.replace(tzinfo=None), "n", False, "a", [], unique, 2**62, -0.25],
+        ],
+        columns,
+        types,
+    )
+    first, second = event_store.query("SELECT * FROM kinds ORDER BY i")
+    utc = datetime(2026, 1, 2, 8, 4, 5, 678000)
+    assert first[:2] == (text, utc) and first[3:] == (
+        datetime(2026, 1, 2, 3, 4, 5, 678000),
+        None,
+        True,
+        "b",
+        ["x", "y'"],
+        unique,
+        -(2**62),
+        1.5,
+    )
+    assert first[2].astimezone(UTC).replace(tzinfo=None) == utc
+    assert second[4:] == ("n", False, "a", [], unique, 2**62, -0.25)
+
+
+def test_select_json_binds_parameters_and_returns_json_values(event_store: EventStore) -> None:
+    hostile = ["o'neil", "back\\slash", "new\nline", "tab\t", "[']", "ünï😀"]
+    event_store.insert(
+        "user_events_v2",
+        [_event("w1", m, type="track", userId="u1", event="E") for m in [*hostile, "other"]],
+        EVENT_COLUMNS,
+        EVENT_TYPES,
+    )
+    rows = event_store.select_json(
+        "SELECT message_id, toString(event_type), hidden FROM user_events_v2"
+        " WHERE workspace_id = {w:String} AND message_id IN {ids:Array(String)} ORDER BY message_id",
+        {"w": "w1", "ids": hostile},
+    )
+    assert rows == [[m, "track", False] for m in sorted(hostile)]
+    assert event_store.select_json("SELECT 1 WHERE 0") == []
+
+
+def test_a_refused_insert_is_a_clickhouse_error_not_unavailable(event_store: EventStore) -> None:
+    with pytest.raises(DatabaseError):
+        event_store.insert("no_such_table", [["x"]], ["s"], ["String"])
+    with pytest.raises(DatabaseError):
+        event_store.insert("user_events_v2", [["x", "w", "m", "not a time"]], EVENT_COLUMNS, ["String"] * 4)
+    assert event_store.query("SELECT count() FROM user_events_v2") == [(0,)]
+    # The connection that failed is usable again.
+    event_store.insert("user_events_v2", [_event("w1", "m1")], EVENT_COLUMNS, EVENT_TYPES)
+    assert event_store.query("SELECT count() FROM user_events_v2") == [(1,)]

@@ -48,6 +48,18 @@ ADMIN_CALLS: dict[str, AdminCall] = {
     "GET workspaces": lambda c, key, w: c.get(
         "/api-l/admin/workspaces/", params={"workspaceId": w}, headers=_auth(key)
     ),
+    "GET segments": lambda c, key, w: c.get(
+        "/api/admin/segments", params={"workspaceId": w}, headers=_auth(key)
+    ),
+    "GET segments/download": lambda c, key, w: c.get(
+        "/api/admin/segments/download", params={"workspaceId": w}, headers=_auth(key)
+    ),
+    "GET user-properties": lambda c, key, w: c.get(
+        "/api/admin/user-properties", params={"workspaceId": w}, headers=_auth(key)
+    ),
+    "GET resources": lambda c, key, w: c.get(
+        "/api/admin/resources", params={"workspaceId": w, "segments": "true"}, headers=_auth(key)
+    ),
 }
 
 forests = st.lists(st.integers(min_value=0, max_value=2), min_size=2, max_size=3)

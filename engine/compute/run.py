@@ -1,0 +1,211 @@
+"""Computing one segment or user property for one period, incrementally (Dittofeed §9.3).
+
+A period covers events with `processing_time` in (`since`, `now`]; `since` is None on the first
+period of a definition version, which then reads all history. Each period:
+
+1. adds, per state, the aggregates of the period's matching events to `computed_property_state_v3`;
+2. re-evaluates the users that can have changed (those with events in the period, plus everyone with
+   state when the definition depends on the clock) and inserts an assignment for each whose value
+   changed, all stamped `assigned_at = now` (the change signal later consumers read);
+3. records the period.
+
+Merging partial aggregates is order-independent, so any split of history into periods yields the
+same assignments as one full recompute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from engine.compute.compile import Compiled
+from engine.storage.event_store import EventStore
+
+Kind = Literal["segment", "user_property"]
+STEP = "ComputeAssignments"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A segment or user property at one definition version, compiled."""
+
+    workspace_id: str
+    kind: Kind
+    property_id: str
+    version: str
+    compiled: Compiled
+
+
+def compute_period(store: EventStore, target: Target, *, since: datetime | None, now: datetime) -> int:
+    """Run one period for `target`; return how many assignments changed."""
+    parameters: dict[str, Any] = {
+        **target.compiled.parameters,
+        "workspace": target.workspace_id,
+        "kind": target.kind,
+        "property": target.property_id,
+        "now": now,
+    }
+    window = "processing_time <= {now:DateTime64(3, 'UTC')}"
+    if since is not None:
+        window += " AND processing_time > {since:DateTime64(3, 'UTC')}"
+        parameters["since"] = since
+    for spec in target.compiled.states:
+        _insert_state(
+            store,
+            spec.state_id,
+            spec.match,
+            spec.value,
+            spec.grouped,
+            spec.bucket_seconds,
+            window,
+            parameters,
+        )
+    changed = _assign(store, target, _universe(target, window, full=since is None), parameters)
+    store.insert(
+        "computed_property_periods",
+        [[target.workspace_id, target.kind, target.property_id, target.version, STEP, now]],
+        ("workspace_id", "type", "computed_property_id", "version", "step", "period_to"),
+        (
+            "String",
+            "Enum8('user_property' = 1, 'segment' = 2)",
+            "String",
+            "String",
+            "String",
+            "DateTime64(3, 'UTC')",
+        ),
+    )
+    return changed
+
+
+def version_of(definition_updated_at: datetime) -> str:
+    """A definition's version: when it last changed, in epoch milliseconds."""
+    return str(int(definition_updated_at.timestamp() * 1000))
+
+
+def last_period(store: EventStore, workspace_id: str, property_id: str, version: str) -> datetime | None:
+    """Where the last period of this definition version ended, if there was one."""
+    [(count, latest)] = store.query(
+        "SELECT count(), max(period_to) FROM computed_property_periods"
+        " WHERE workspace_id = {workspace:String} AND computed_property_id = {property:String}"
+        " AND version = {version:String} AND step = {step:String}",
+        {"workspace": workspace_id, "property": property_id, "version": version, "step": STEP},
+    )
+    return latest if count else None
+
+
+def _insert_state(
+    store: EventStore,
+    state_id: str,
+    match: str,
+    value: str,
+    grouped: str,
+    bucket_seconds: int,
+    window: str,
+    parameters: dict[str, Any],
+) -> None:
+    bucket = (
+        f"toStartOfInterval(event_time, INTERVAL {int(bucket_seconds)} SECOND)"
+        if bucket_seconds
+        else "toDateTime64(0, 3, 'UTC')"
+    )
+    grouped_state = f"groupArrayState({grouped})" if grouped else "groupArrayStateIf('', false)"
+    store.command(
+        "INSERT INTO computed_property_state_v3 (workspace_id, type, computed_property_id, state_id, user_id,"
+        " last_value, unique_count, grouped_values, event_time, computed_at)"
+        " SELECT {workspace:String}, {kind:String}, {property:String}, {state:String}, user_or_anonymous_id,"
+        " argMaxIfState(value, (event_time, message_id), value != ''), uniqState(message_id),"
+        f" {grouped_state},"
+        f" {bucket} AS bucket, {{now:DateTime64(3, 'UTC')}}"
+        f" FROM (SELECT *, {value} AS value FROM user_events_v2"
+        f" WHERE workspace_id = {{workspace:String}} AND {window} AND ({match}))"
+        " GROUP BY user_or_anonymous_id, bucket",
+        {**parameters, "state": state_id},
+    )
+
+
+def _universe(target: Target, window: str, *, full: bool) -> str:
+    """SQL for the ids of the users this period re-evaluates."""
+    with_events = (
+        "SELECT DISTINCT user_or_anonymous_id AS user_id FROM user_events_v2"
+        f" WHERE workspace_id = {{workspace:String}} AND {window}"
+    )
+    if full or not target.compiled.time_dependent:
+        return with_events
+    return (
+        f"{with_events} UNION DISTINCT SELECT DISTINCT user_id FROM computed_property_state_v3"
+        " WHERE workspace_id = {workspace:String} AND computed_property_id = {property:String}"
+    )
+
+
+def _assign(store: EventStore, target: Target, universe: str, parameters: dict[str, Any]) -> int:
+    compiled = target.compiled
+    merged = []
+    for index, spec in enumerate(compiled.states):
+        state = f"state_id = {{s{index}:String}}"
+        parameters[f"s{index}"] = spec.state_id
+        recent = ""
+        if spec.window_seconds:
+            since = f"subtractSeconds({{now:DateTime64(3, 'UTC')}}, {int(spec.window_seconds)})"
+            recent = f" AND event_time >= {since}"
+        merged += [
+            f"argMaxMergeIf(last_value, {state}) AS s{index}_v",
+            f"uniqMergeIf(unique_count, {state}{recent}) AS s{index}_c",
+            f"groupArrayMergeIf(grouped_values, {state}) AS s{index}_g",
+        ]
+    states = (
+        "SELECT user_id, " + ", ".join(merged) + " FROM computed_property_state_v3"
+        " WHERE workspace_id = {workspace:String} AND computed_property_id = {property:String}"
+        f" AND user_id IN ({universe}) GROUP BY user_id"
+        if merged
+        else "SELECT '' AS user_id WHERE false"
+    )
+    if target.kind == "segment":
+        new_value = f"toBool({compiled.expression})"
+        segment_value, property_value, changed = "new_value", "''", "current.segment_value != new_value"
+        worth_storing = "new_value"
+    else:
+        new_value = compiled.expression
+        segment_value, property_value, changed = (
+            "false",
+            "new_value",
+            "current.user_property_value != new_value",
+        )
+        worth_storing = "new_value != ''"
+    current = (
+        "SELECT user_id, argMax(segment_value, assigned_at) AS segment_value,"
+        " argMax(user_property_value, assigned_at) AS user_property_value, true AS known"
+        " FROM computed_property_assignments_v2"
+        " WHERE workspace_id = {workspace:String} AND type = {kind:String}"
+        f" AND computed_property_id = {{property:String}} AND user_id IN ({universe}) GROUP BY user_id"
+    )
+    select = (
+        "SELECT {workspace:String}, {kind:String}, {property:String}, user_id,"
+        f" {segment_value}, {property_value}, {{now:DateTime64(3, 'UTC')}}, {{now:DateTime64(3, 'UTC')}}"
+        f" FROM (SELECT universe.user_id AS user_id, {new_value} AS new_value"
+        f" FROM ({universe}) AS universe LEFT JOIN ({states}) AS states ON states.user_id = universe.user_id)"
+        f" AS evaluated LEFT JOIN ({current}) AS current ON current.user_id = evaluated.user_id"
+        f" WHERE if(current.known, {changed}, {worth_storing})"
+    )
+    store.command(
+        "INSERT INTO computed_property_assignments_v2 (workspace_id, type, computed_property_id, user_id,"
+        f" segment_value, user_property_value, max_event_time, assigned_at) {select}",
+        parameters,
+    )
+    [(count,)] = store.query(
+        "SELECT count() FROM computed_property_assignments_v2 WHERE workspace_id = {workspace:String}"
+        " AND computed_property_id = {property:String} AND assigned_at = {now:DateTime64(3, 'UTC')}",
+        parameters,
+    )
+    return int(count)
+
+
+def list_periods(store: EventStore, workspace_id: str) -> list[tuple[str, str, datetime]]:
+    """(property id, kind, last period end) for everything computed in the workspace."""
+    rows = store.query(
+        "SELECT computed_property_id, toString(type), max(period_to) FROM computed_property_periods"
+        " WHERE workspace_id = {workspace:String} AND step = {step:String}"
+        " GROUP BY computed_property_id, type ORDER BY computed_property_id",
+        {"workspace": workspace_id, "step": STEP},
+    )
+    return [(str(a), str(b), c) for a, b, c in rows]
