@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from engine.errors import InvalidInput
+
 EVENT_COLUMNS = ("message_raw", "workspace_id", "message_id", "processing_time", "server_time")
 EVENT_COLUMN_TYPES = ("String", "String", "String", "DateTime64(3, 'UTC')", "DateTime64(3, 'UTC')")
 
@@ -203,7 +205,18 @@ def _row(workspace_id: str, message: dict[str, Any], received_at: datetime) -> E
     return EventRow(
         workspace_id=workspace_id,
         message_id=message["messageId"],
-        message_raw=json.dumps(message, separators=(",", ":"), ensure_ascii=False),
+        message_raw=_serialise(message),
         server_time=received_at,
         key=key,
     )
+
+
+def _serialise(message: dict[str, Any]) -> str:
+    """The stored JSON text. :raises InvalidInput: a value ClickHouse could not read back (an
+    out-of-range number, or a lone UTF-16 surrogate from a `\\ud800` escape)."""
+    try:
+        text = json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")
+    except (ValueError, UnicodeEncodeError) as error:
+        raise InvalidInput(f"body has a value that cannot be stored: {error}", field="body") from None
+    return text

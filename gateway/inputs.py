@@ -23,9 +23,11 @@ async def read_json(request: Request) -> Any:
     if not body:
         raise InvalidInput("body must be a JSON object", field="body")
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return json.loads(body, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as error:
         raise InvalidInput(f"body is not valid JSON: {error}", field="body") from None
+    except RecursionError:
+        raise InvalidInput("body is nested too deeply", field="body") from None
 
 
 def validate(model: type[Model], data: Any, *, where: str = "body") -> Model:
@@ -69,6 +71,11 @@ def resolve_workspace_id(request: Request, body: Any = None) -> str | None:
     except ValueError:
         raise InvalidInput("Invalid workspaceId, not a valid UUID.", field="workspaceId") from None
     return value
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON; ClickHouse would store a row it cannot read back.
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _is_union_tag(part: object) -> bool:

@@ -173,3 +173,22 @@ def test_alias_is_not_implemented_like_upstream(client: TestClient, tenant: Tena
 
 def test_unknown_apps_path_is_404(client: TestClient, tenant: Tenant) -> None:
     assert _post(client, "teleport", tenant.write_key, {}).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"userId":"u1","messageId":"m1","event":"E","properties":{"x":NaN}}',
+        b'{"userId":"u1","messageId":"m1","event":"E","properties":{"x":1e999}}',
+        b'{"userId":"u1","messageId":"m1","event":"E","properties":{"x":"\\ud800"}}',
+    ],
+    ids=["nan", "overflow", "lone-surrogate"],
+)
+def test_values_clickhouse_cannot_read_back_are_400(client: TestClient, tenant: Tenant, body: bytes) -> None:
+    response = client.post(
+        "/api/public/apps/track",
+        content=body,
+        headers={"authorization": tenant.write_key, "content-type": "application/json"},
+    )
+    assert response.status_code == 400 and response.json()["message"].startswith("body")
+    assert _stored(client, tenant.id) == []
