@@ -2,21 +2,20 @@
 
 A caller hands rows to `EventWriter.write` and is blocked until ClickHouse has accepted them, so an
 acknowledgement means the rows are on disk (chdb writes the part before returning; a server answers a
-synchronous insert after the write). Concurrent callers are coalesced: a flusher thread takes
+synchronous insert after the write). Concurrent callers are coalesced: one flusher thread takes
 everything pending, drops rows whose (workspace, messageId, type, event, user) is already stored or
-repeated in the batch, and inserts the rest in one statement. Under load that makes few large inserts;
-when idle a single request is written at once, with no added delay.
+repeated in the batch, and inserts the rest in one statement. Under load that makes few large inserts
+(each insert has a fixed cost of its own, in ClickHouse); when idle a single request is written at
+once, with no added delay.
 
-Whether a key is stored is asked of the store, for every key this process does not already know to be
-stored: the store is the only memory that survives a crash. What the process does know is kept in two
-places: the keys of rows it wrote or found stored recently (a bounded cache, so a retried batch skips
-the lookup), and the keys of batches being written right now. A request that repeats a key another
-flusher is writing waits for that write to end, then is deduplicated against its outcome, so two
-flushers never both insert one key.
+Whether a key is stored is asked of the store, because the store is the only memory that survives a
+crash. The writer also remembers the keys it wrote or found stored lately (a bounded cache), and asks
+the store only about the others: a retried batch then skips the lookup.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections import deque
@@ -43,17 +42,6 @@ class _Pending:
     written: int = 0
 
 
-@dataclass(eq=False)
-class _Batch:
-    items: list[_Pending]
-    # Every row of the batch is stored with this processing_time (see `EventWriter.watermark`).
-    processing_time: datetime
-    # The keys this batch may insert: no other flusher inserts them while the batch is in flight.
-    reserved: set[Key]
-    # Requests that repeat a reserved key; they are queued again once this batch has ended.
-    waiting: list[_Pending] = field(default_factory=list)
-
-
 class _RecentKeys:
     """Keys known to be stored, oldest forgotten first; a hit spares a lookup, a miss proves nothing."""
 
@@ -76,38 +64,21 @@ class _RecentKeys:
 
 
 class EventWriter:
-    """Owns the flusher threads; `close()` drains what is pending before returning.
-
-    `flushers` is how many batches may be written at once. One gives the largest batches (each
-    insert has a fixed cost, so that is the most rows per second); more let a request start its
-    write while an earlier batch is still being written.
-    """
+    """Owns the flusher thread; `close()` drains what is pending before returning."""
 
     def __init__(
-        self,
-        store: EventStore,
-        *,
-        max_batch_rows: int = 50_000,
-        flushers: int = 1,
-        recent_keys: int = 100_000,
+        self, store: EventStore, *, max_batch_rows: int = 50_000, recent_keys: int = 100_000
     ) -> None:
-        if flushers < 1:
-            raise ValueError("an event writer needs at least one flusher")
         self._store = store
         self._max_batch_rows = max_batch_rows
         self._pending: deque[_Pending] = deque()
-        self._in_flight: dict[Key, _Batch] = {}
-        self._flushing: list[_Batch] = []
         self._recent = _RecentKeys(recent_keys)
-        self._busy = 0
+        # The processing_time of the batch being written, if one is (see `watermark`).
+        self._writing: datetime | None = None
         self._condition = threading.Condition()
         self._closed = False
-        self._threads = [
-            threading.Thread(target=self._run, name=f"feedgate-event-writer-{n}", daemon=True)
-            for n in range(flushers)
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._thread = threading.Thread(target=self._run, name="feedgate-event-writer", daemon=True)
+        self._thread.start()
 
     def write(self, rows: Sequence[EventRow]) -> int:
         """Store `rows` durably; return how many were new (the rest were duplicates).
@@ -132,124 +103,92 @@ class EventWriter:
         """A time up to which every row this writer stores is stored already.
 
         Rows are stamped with their batch's processing_time, taken when the batch is formed, so the
-        rows of batches still being written, and of batches not formed yet, are all later than the
-        result; a period of processing_time up to it is complete (given a wall clock that does not step
-        back). Truncated to the millisecond of the stored DateTime64(3).
+        rows of the batch being written, and of batches not formed yet, are all later than the result:
+        a period of processing_time up to it is complete (given a wall clock that does not step back).
+        Truncated to the millisecond of the stored DateTime64(3).
         """
         with self._condition:
             now = datetime.now(UTC)
-            oldest = min((batch.processing_time for batch in self._flushing), default=now)
-        bound = min(oldest, now) - timedelta(milliseconds=1)
+            writing = self._writing
+        bound = (now if writing is None else min(writing, now)) - timedelta(milliseconds=1)
         return bound.replace(microsecond=bound.microsecond - bound.microsecond % 1000)
 
     def close(self) -> None:
         with self._condition:
             self._closed = True
-            self._condition.notify_all()
-        for thread in self._threads:
-            thread.join()
+            self._condition.notify()
+        self._thread.join()
 
     def _run(self) -> None:
         while True:
             with self._condition:
-                batch = None
-                while batch is None:
-                    if self._pending:
-                        batch = self._take_batch()
-                    elif self._closed and self._busy == 0:
-                        # Nothing pending and no batch in flight that could queue a waiting request.
-                        self._condition.notify_all()
-                        return
-                    else:
-                        self._condition.wait()
-                self._busy += 1
+                while not self._pending and not self._closed:
+                    self._condition.wait()
+                if not self._pending and self._closed:
+                    return
+                batch = self._take_batch()
+                # Taken under the lock, so `watermark` never passes a batch about to be written.
+                processing_time = self._writing = datetime.now(UTC)
             try:
-                fresh = self._flush(batch) if batch.items else None
+                self._flush(batch, processing_time)
             finally:
                 with self._condition:
-                    self._busy -= 1
-                    self._end(batch, fresh)
-                    self._condition.notify_all()
-            for item in batch.items:
+                    self._writing = None
+            for item in batch:
                 item.done.set()
 
-    def _take_batch(self) -> _Batch:
-        """Take pending requests up to the row limit and reserve their keys (under the lock).
-
-        A request with a key another batch has reserved waits for that batch instead of joining.
-        """
-        batch = _Batch(items=[], processing_time=datetime.now(UTC), reserved=set())
+    def _take_batch(self) -> list[_Pending]:
+        batch: list[_Pending] = []
         rows = 0
-        while self._pending and (
-            not batch.items or rows + len(self._pending[0].rows) <= self._max_batch_rows
-        ):
+        while self._pending and (not batch or rows + len(self._pending[0].rows) <= self._max_batch_rows):
             item = self._pending.popleft()
-            owner = next((self._in_flight[r.key] for r in item.rows if r.key in self._in_flight), None)
-            if owner is not None:
-                owner.waiting.append(item)
-                continue
-            batch.items.append(item)
+            batch.append(item)
             rows += len(item.rows)
-            for row in item.rows:
-                if row.key not in self._recent:
-                    batch.reserved.add(row.key)
-        for key in batch.reserved:
-            self._in_flight[key] = batch
-        if batch.items:
-            self._flushing.append(batch)
         return batch
 
-    def _end(self, batch: _Batch, fresh: list[Key] | None) -> None:
-        """Release the batch's keys, remember what is now stored, queue the requests that waited."""
-        for key in batch.reserved:
-            del self._in_flight[key]
-        if batch.items:
-            self._flushing.remove(batch)
-        if fresh is not None:
-            self._recent.add(batch.reserved)
-        # Ahead of newer requests: they waited while the batch was written.
-        self._pending.extendleft(reversed(batch.waiting))
-
-    def _flush(self, batch: _Batch) -> list[Key] | None:
-        """Write the batch; return the keys it inserted, or None when nothing was written."""
+    def _flush(self, batch: list[_Pending], processing_time: datetime) -> None:
         try:
-            stored = self._stored_keys(batch.reserved)
-            seen: set[Key] = set()
+            unknown = {row.key for item in batch for row in item.rows if row.key not in self._recent}
+            stored = self._stored_keys(unknown)
             fresh: list[EventRow] = []
-            for item in batch.items:
+            for item in batch:
                 for row in item.rows:
-                    if row.key in batch.reserved and row.key not in stored and row.key not in seen:
-                        seen.add(row.key)
+                    if row.key in unknown and row.key not in stored:
+                        unknown.discard(row.key)  # a key repeated in the batch is written once
                         fresh.append(row)
                         item.written += 1
             self._store.insert(
                 "user_events_v2",
-                [row.values(batch.processing_time) for row in fresh],
+                [row.values(processing_time) for row in fresh],
                 EVENT_COLUMNS,
                 EVENT_COLUMN_TYPES,
             )
-            return [row.key for row in fresh]
         except Exception as error:
-            logger.warning("event batch of %d request(s) not written: %s", len(batch.items), error)
+            logger.warning("event batch of %d request(s) not written: %s", len(batch), error)
             failure = (
                 error if isinstance(error, Unavailable) else Unavailable("event store rejected the write")
             )
-            for item in batch.items:
+            for item in batch:
                 item.written = 0
                 item.error = failure
-            return None
+            return
+        self._recent.add(stored)
+        self._recent.add(row.key for row in fresh)
 
     def _stored_keys(self, keys: set[Key]) -> set[Key]:
-        """Which of `keys` the store already holds (one lookup by message id)."""
+        """Which of `keys` the store holds already: one lookup by message id."""
         if not keys:
             return set()
+        # The ids travel as one JSON text: ClickHouse parses that faster than an Array(String) literal
+        # of hundreds of elements.
         stored = self._store.select_json(
             "SELECT workspace_id, message_id, toString(event_type), event, user_or_anonymous_id"
             " FROM user_events_v2"
-            " WHERE workspace_id IN {workspaces:Array(String)} AND message_id IN {ids:Array(String)}",
+            " WHERE workspace_id IN {workspaces:Array(String)}"
+            " AND message_id IN JSONExtract({ids:String}, 'Array(String)')",
             {
                 "workspaces": sorted({key[0] for key in keys}),
-                "ids": sorted({key[1] for key in keys}),
+                "ids": json.dumps(sorted({key[1] for key in keys}), ensure_ascii=False),
             },
         )
         return {(str(a), str(b), str(c), str(d), str(e)) for a, b, c, d, e in stored}

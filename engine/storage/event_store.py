@@ -9,9 +9,10 @@ client's).
 
 Queries and DDL go through clickhouse-connect in both modes. Embedded inserts and `select_json` do not:
 they run on chdb connection handles of the store's own (chdb allows many handles on the one engine
-path), because clickhouse-connect's chdb backend encodes rows to Native in Python, writes them to a
-temporary file and inserts that file, which costs more than the insert itself; here the rows go to
-chdb as one JSON document over a streaming insert.
+path). clickhouse-connect's chdb backend encodes each insert to Native in Python, writes it to a
+temporary file and has chdb read the file back, all under one lock shared with every query; here the
+rows go to chdb as one JSON document (one C-encoded `json` call) over a streaming insert, and lookups
+come back as JSON lines instead of being decoded into Python types.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ class EventStore:
                     sql, parameters=dict(parameters or {}), fmt="JSONCompactEachRow"
                 )
         else:
-            params = {name: str(format_bind_value(value, UTC)) for name, value in (parameters or {}).items()}
+            params = {name: _bind_value(value) for name, value in (parameters or {}).items()}
             with self._handles.connection() as connection:
                 try:
                     raw = connection.query(sql, "JSONCompactEachRow", params=params).bytes()
@@ -185,7 +186,8 @@ class _ChdbHandles:
     """A pool of chdb connection handles on the engine path, each bound to the store's database.
 
     A handle runs one statement at a time, so each caller borrows its own; the pool grows to the
-    number of threads that write or look up at once (the event writer's flushers) and no further.
+    number of threads that insert or look up at once (the event writer, the compute loop) and no
+    further.
     """
 
     def __init__(self, path: str, database: str) -> None:
@@ -232,6 +234,22 @@ class _ChdbHandles:
             handle.close()
             raise DatabaseError(str(error)) from None
         return handle
+
+
+# clickhouse-connect's escaping of bound strings (backslash before each of these), done by str.translate
+# rather than its per-character generator: a lookup binds hundreds of message ids at a time.
+_BIND_ESCAPES = str.maketrans({c: "\\" + c for c in ("\\", "'", "`", "\t", "\n")})
+
+
+def _bind_value(value: Any, top_level: bool = True) -> str:
+    """A parameter value as clickhouse-connect's `format_bind_value` writes it, strings and lists fast."""
+    if isinstance(value, str):
+        escaped = value.translate(_BIND_ESCAPES)
+        return escaped if top_level else f"'{escaped}'"
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        inner = ", ".join(_bind_value(item, top_level=False) for item in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+    return str(format_bind_value(value, UTC, top_level))
 
 
 def _engine_path(path: str) -> str:

@@ -1,0 +1,172 @@
+"""The event writer stores each (workspace, messageId, type, event, user) once, acknowledges only
+stored rows, and says up to when everything is stored; over chdb:// and http:// alike."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from engine.errors import Unavailable
+from engine.event_writer import EventWriter
+from engine.events import EventRow, build_rows
+from engine.storage import EventStore
+
+
+def _track(message_id: str, user: str = "u1", event: str = "E") -> dict[str, object]:
+    return {"messageId": message_id, "userId": user, "event": event}
+
+
+def _rows(workspace_id: str, *messages: dict[str, object], kind: str = "track") -> list[EventRow]:
+    now = datetime.now(UTC)
+    return [row for message in messages for row in build_rows(workspace_id, kind, message, now)]
+
+
+def _stored(store: EventStore) -> list[tuple[str, str, str]]:
+    rows = store.query(
+        "SELECT workspace_id, message_id, event FROM user_events_v2 ORDER BY workspace_id, message_id, event"
+    )
+    return [(str(w), str(m), str(e)) for w, m, e in rows]
+
+
+@pytest.fixture
+def writer(event_store: EventStore) -> Iterator[EventWriter]:
+    writer = EventWriter(event_store)
+    yield writer
+    writer.close()
+
+
+def test_a_repeated_key_is_stored_once(writer: EventWriter, event_store: EventStore) -> None:
+    assert writer.write(_rows("w1", _track("m1"), _track("m1"), _track("m2"))) == 2
+    assert writer.write(_rows("w1", _track("m1"), _track("m3"))) == 1
+    # The same messageId is a different key in another workspace or with another event.
+    assert writer.write(_rows("w2", _track("m1"))) == 1
+    assert writer.write(_rows("w1", _track("m1", event="F"))) == 1
+    assert _stored(event_store) == [
+        ("w1", "m1", "E"),
+        ("w1", "m1", "F"),
+        ("w1", "m2", "E"),
+        ("w1", "m3", "E"),
+        ("w2", "m1", "E"),
+    ]
+
+
+def test_keys_stored_before_the_writer_existed_are_not_stored_again(event_store: EventStore) -> None:
+    """The store, not the process's memory, is what a restarted writer deduplicates against."""
+    first = EventWriter(event_store)
+    first.write(_rows("w1", _track("m1"), _track("m2")))
+    first.close()
+    second = EventWriter(event_store)
+    try:
+        assert second.write(_rows("w1", _track("m2"), _track("m3"))) == 1
+    finally:
+        second.close()
+    assert [m for _, m, _ in _stored(event_store)] == ["m1", "m2", "m3"]
+
+
+def test_hostile_message_ids_deduplicate_exactly(writer: EventWriter, event_store: EventStore) -> None:
+    ids = ["o'neil", "back\\slash", "tab\there", "new\nline", 'quote"d', "ünï😀", "\x00nul", "[']"]
+    assert writer.write(_rows("w1", *(_track(i) for i in ids))) == len(ids)
+    assert writer.write(_rows("w1", *(_track(i) for i in ids))) == 0
+    assert sorted(m for _, m, _ in _stored(event_store)) == sorted(ids)
+
+
+def test_concurrent_writers_store_every_key_once(writer: EventWriter, event_store: EventStore) -> None:
+    keys = [f"m{i}" for i in range(60)]
+    written: list[int] = []
+    lock = threading.Lock()
+
+    def send(offset: int) -> None:
+        # Every thread sends every key, in its own order and in requests of a few rows.
+        mine = keys[offset:] + keys[:offset]
+        for start in range(0, len(mine), 7):
+            count = writer.write(_rows("w1", *(_track(k) for k in mine[start : start + 7])))
+            with lock:
+                written.append(count)
+
+    threads = [threading.Thread(target=send, args=(n * 11,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(written) == len(keys)
+    assert sorted(m for _, m, _ in _stored(event_store)) == sorted(keys)
+
+
+def test_a_group_call_stores_its_rows_sharing_one_message_id(
+    writer: EventWriter, event_store: EventStore
+) -> None:
+    message: dict[str, object] = {
+        "messageId": "g1",
+        "userId": "u1",
+        "groupId": "acme",
+        "traits": {"plan": "pro"},
+    }
+    assert writer.write(_rows("w1", message, kind="group")) == 3
+    assert writer.write(_rows("w1", message, kind="group")) == 0
+    assert [m for _, m, _ in _stored(event_store)] == ["g1", "g1", "g1"]
+
+
+def test_a_refused_write_is_not_acknowledged_and_can_be_retried(
+    writer: EventWriter, event_store: EventStore
+) -> None:
+    event_store.command("RENAME TABLE user_events_v2 TO user_events_v2_away")
+    with pytest.raises(Unavailable):
+        writer.write(_rows("w1", _track("m1")))
+    event_store.command("RENAME TABLE user_events_v2_away TO user_events_v2")
+    assert writer.write(_rows("w1", _track("m1"))) == 1
+    assert writer.write(_rows("w1", _track("m1"))) == 0
+    assert [m for _, m, _ in _stored(event_store)] == ["m1"]
+
+
+def test_the_watermark_covers_what_is_stored_and_precedes_what_is_not(
+    writer: EventWriter, event_store: EventStore
+) -> None:
+    writer.write(_rows("w1", _track("m1"), _track("m2")))
+    mark = writer.watermark()
+    [(latest,)] = event_store.query("SELECT max(processing_time) FROM user_events_v2")
+    assert latest.replace(tzinfo=UTC) <= mark
+    writer.write(_rows("w1", _track("m3")))
+    [(later,)] = event_store.query(
+        "SELECT processing_time FROM user_events_v2 WHERE message_id = {m:String}", {"m": "m3"}
+    )
+    assert later.replace(tzinfo=UTC) > mark
+
+
+def test_close_writes_what_was_accepted_and_refuses_the_rest(event_store: EventStore) -> None:
+    writer = EventWriter(event_store)
+    acknowledged: list[str] = []
+    refused: list[str] = []
+
+    def send(message_id: str) -> None:
+        try:
+            writer.write(_rows("w1", _track(message_id)))
+            acknowledged.append(message_id)
+        except Unavailable:
+            refused.append(message_id)
+
+    threads = [threading.Thread(target=send, args=(f"m{n}",)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    writer.close()  # while some writes may still be queued: those are written before close returns
+    for thread in threads:
+        thread.join()
+    assert len(acknowledged) + len(refused) == 20
+    assert sorted(m for _, m, _ in _stored(event_store)) == sorted(acknowledged)
+    with pytest.raises(Unavailable):
+        writer.write(_rows("w1", _track(str(uuid.uuid4()))))
+
+
+def test_a_batch_of_keys_just_written_needs_no_lookup(writer: EventWriter, event_store: EventStore) -> None:
+    """Keys the writer stored lately are known without asking the store (which is away here)."""
+    writer.write(_rows("w1", _track("m1"), _track("m2")))
+    event_store.command("RENAME TABLE user_events_v2 TO user_events_v2_away")
+    try:
+        assert writer.write(_rows("w1", _track("m2"), _track("m1"))) == 0
+        with pytest.raises(Unavailable):
+            writer.write(_rows("w1", _track("m1"), _track("m3")))
+    finally:
+        event_store.command("RENAME TABLE user_events_v2_away TO user_events_v2")
