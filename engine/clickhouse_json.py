@@ -31,7 +31,7 @@ def parse_for_clickhouse(raw: bytes) -> tuple[str, Any]:
         value = json.loads(
             text,
             object_pairs_hook=_object_without_repeated_keys,
-            parse_constant=_reject_constant,
+            parse_constant=reject_json_constant,
             parse_float=_finite_float,
         )
     except UnicodeDecodeError:
@@ -53,7 +53,8 @@ def _object_without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any
     return dict(pairs)
 
 
-def _reject_constant(name: str) -> Any:
+def reject_json_constant(name: str) -> Any:
+    """A `parse_constant` hook: NaN and Infinity are not JSON, and ClickHouse cannot read them."""
     raise ValueError(f"{name} is not JSON")
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -23,7 +23,7 @@ from engine.compute.run import last_period, version_of
 from engine.definitions import is_manual
 from engine.errors import InvalidInput
 from engine.events import EventRow, build_rows
-from engine.resources import epoch_ms
+from engine.resources import epoch_ms, iso_ms
 from engine.segments import find_segment
 from engine.storage.event_store import EventStore
 from engine.storage.models import utcnow
@@ -142,12 +142,6 @@ def identify_rows(
         }
         rows += build_rows(workspace_id, "identify", message, now)
     return rows
-
-
-def iso_ms(moment: datetime) -> str:
-    """JavaScript's Date.toISOString(): UTC, milliseconds, `Z`."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _update_event(

@@ -36,6 +36,12 @@ def epoch_ms(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
+def iso_ms(moment: datetime) -> str:
+    """JavaScript's Date.toISOString(): UTC, milliseconds, `Z`."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 def canonical_uuid(value: str) -> str | None:
     """`value` as a lowercase UUID (how Postgres' uuid columns give it back), or None if it is not one."""
     return value.lower() if _UUID.match(value) else None

@@ -15,6 +15,7 @@ from engine.credentials import find_admin_key_workspace
 from engine.errors import NotAuthenticated
 from engine.storage.models import Workspace, WorkspaceStatus
 from engine.workspaces import find_workspace_by_external_id
+from gateway.deps import in_transaction
 from gateway.inputs import resolve_workspace_id
 
 
@@ -59,3 +60,8 @@ def authorize_target(
     if target.status != WorkspaceStatus.ACTIVE and not allow_inactive:
         raise NotAuthenticated("API key not valid")
     return target
+
+
+async def authorized_workspace_id(request: Request, body: Any = None) -> str:
+    """`authorize_target` in its own transaction, for handlers that need only the workspace id."""
+    return await in_transaction(request, lambda session: authorize_target(request, session, body).id)

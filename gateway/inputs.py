@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
+from engine.clickhouse_json import reject_json_constant
 from engine.errors import InvalidInput
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -23,7 +24,7 @@ async def read_json(request: Request) -> Any:
     if not body:
         raise InvalidInput("body must be a JSON object", field="body")
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        return json.loads(body, parse_constant=reject_json_constant)
     except (UnicodeDecodeError, ValueError) as error:
         raise InvalidInput(f"body is not valid JSON: {error}", field="body") from None
     except RecursionError:
@@ -71,11 +72,6 @@ def resolve_workspace_id(request: Request, body: Any = None) -> str | None:
     except ValueError:
         raise InvalidInput("Invalid workspaceId, not a valid UUID.", field="workspaceId") from None
     return value
-
-
-def _reject_constant(name: str) -> Any:
-    # NaN and Infinity are not JSON; ClickHouse would store a row it cannot read back.
-    raise ValueError(f"{name} is not a JSON value")
 
 
 def _is_union_tag(part: object) -> bool:

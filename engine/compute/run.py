@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from engine.compute.compile import Compiled
+from engine.compute.compile import Compiled, StateSpec
 from engine.storage.event_store import EventStore
 
 Kind = Literal["segment", "user_property"]
@@ -51,16 +51,7 @@ def compute_period(store: EventStore, target: Target, *, since: datetime | None,
         window += " AND processing_time > {since:DateTime64(3, 'UTC')}"
         parameters["since"] = since
     for spec in target.compiled.states:
-        _insert_state(
-            store,
-            spec.state_id,
-            spec.match,
-            spec.value,
-            spec.grouped,
-            spec.bucket_seconds,
-            window,
-            parameters,
-        )
+        _insert_state(store, spec, window, parameters)
     changed = _assign(store, target, _universe(target, window, full=since is None), parameters)
     store.insert(
         "computed_property_periods",
@@ -94,22 +85,13 @@ def last_period(store: EventStore, workspace_id: str, property_id: str, version:
     return latest if count else None
 
 
-def _insert_state(
-    store: EventStore,
-    state_id: str,
-    match: str,
-    value: str,
-    grouped: str,
-    bucket_seconds: int,
-    window: str,
-    parameters: dict[str, Any],
-) -> None:
+def _insert_state(store: EventStore, spec: StateSpec, window: str, parameters: dict[str, Any]) -> None:
     bucket = (
-        f"toStartOfInterval(event_time, INTERVAL {int(bucket_seconds)} SECOND)"
-        if bucket_seconds
+        f"toStartOfInterval(event_time, INTERVAL {int(spec.bucket_seconds)} SECOND)"
+        if spec.bucket_seconds
         else "toDateTime64(0, 3, 'UTC')"
     )
-    grouped_state = f"groupArrayState({grouped})" if grouped else "groupArrayStateIf('', false)"
+    grouped_state = f"groupArrayState({spec.grouped})" if spec.grouped else "groupArrayStateIf('', false)"
     store.command(
         "INSERT INTO computed_property_state_v3 (workspace_id, type, computed_property_id, state_id, user_id,"
         " last_value, unique_count, grouped_values, event_time, computed_at)"
@@ -117,10 +99,10 @@ def _insert_state(
         " argMaxIfState(value, (event_time, message_id), value != ''), uniqState(message_id),"
         f" {grouped_state},"
         f" {bucket} AS bucket, {{now:DateTime64(3, 'UTC')}}"
-        f" FROM (SELECT *, {value} AS value FROM user_events_v2"
-        f" WHERE workspace_id = {{workspace:String}} AND {window} AND ({match}))"
+        f" FROM (SELECT *, {spec.value} AS value FROM user_events_v2"
+        f" WHERE workspace_id = {{workspace:String}} AND {window} AND ({spec.match}))"
         " GROUP BY user_or_anonymous_id, bucket",
-        {**parameters, "state": state_id},
+        {**parameters, "state": spec.state_id},
     )
 
 

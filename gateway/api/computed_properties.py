@@ -3,19 +3,17 @@ way to compute a workspace now instead of at the next period (Dittofeed §6.13).
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine.compute.run import list_periods
-from gateway.admin_auth import authorize_target
-from gateway.deps import in_transaction
+from engine.resources import iso_ms
+from gateway.admin_auth import authorized_workspace_id
 from gateway.inputs import read_json, read_query, validate
 
 
@@ -34,7 +32,7 @@ class TriggerRequest(BaseModel):
 
 async def get_periods(request: Request) -> JSONResponse:
     read_query(request, PeriodsQuery)
-    workspace_id = await _authorized_workspace(request, None)
+    workspace_id = await authorized_workspace_id(request)
     periods = await run_in_threadpool(list_periods, request.app.state.event_store, workspace_id)
     return JSONResponse(
         {
@@ -43,9 +41,7 @@ async def get_periods(request: Request) -> JSONResponse:
                     "id": property_id,
                     "workspaceId": workspace_id,
                     "type": "Segment" if kind == "segment" else "UserProperty",
-                    "lastRecomputed": moment.astimezone(UTC)
-                    .isoformat(timespec="milliseconds")
-                    .replace("+00:00", "Z"),
+                    "lastRecomputed": iso_ms(moment),
                 }
                 for property_id, kind, moment in periods
             ]
@@ -56,16 +52,9 @@ async def get_periods(request: Request) -> JSONResponse:
 async def trigger_recompute(request: Request) -> Response:
     raw = await read_json(request)
     validate(TriggerRequest, raw)
-    workspace_id = await _authorized_workspace(request, raw)
+    workspace_id = await authorized_workspace_id(request, raw)
     await run_in_threadpool(request.app.state.compute.compute, workspace_id)
     return Response(status_code=200)
-
-
-async def _authorized_workspace(request: Request, body: object) -> str:
-    def authorize(session: Session) -> str:
-        return authorize_target(request, session, body).id
-
-    return await in_transaction(request, authorize)
 
 
 routes = [

@@ -9,8 +9,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from engine.groups import list_group_users, list_user_groups
-from gateway.admin_auth import authorize_target
-from gateway.deps import in_transaction
+from gateway.admin_auth import authorized_workspace_id
 from gateway.inputs import read_query
 
 
@@ -32,7 +31,7 @@ class UserGroupsQuery(_Page):
 
 async def get_group_users(request: Request) -> JSONResponse:
     query = read_query(request, GroupUsersQuery)
-    workspace_id = await _authorized_workspace(request)
+    workspace_id = await authorized_workspace_id(request)
     members = await run_in_threadpool(
         list_group_users,
         request.app.state.event_store,
@@ -46,7 +45,7 @@ async def get_group_users(request: Request) -> JSONResponse:
 
 async def get_user_groups(request: Request) -> JSONResponse:
     query = read_query(request, UserGroupsQuery)
-    workspace_id = await _authorized_workspace(request)
+    workspace_id = await authorized_workspace_id(request)
     groups = await run_in_threadpool(
         list_user_groups,
         request.app.state.event_store,
@@ -56,10 +55,6 @@ async def get_user_groups(request: Request) -> JSONResponse:
         offset=query.offset,
     )
     return JSONResponse({"groups": groups})
-
-
-async def _authorized_workspace(request: Request) -> str:
-    return await in_transaction(request, lambda session: authorize_target(request, session).id)
 
 
 routes = [

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from engine import manual_segments, segment_files, segments
 from engine.definitions import validate_segment_definition
 from engine.errors import InvalidInput
+from engine.resources import iso_ms
 from engine.storage.resource_models import ComputedPropertyStatus, ResourceType
 from gateway.admin_auth import authorize_target
 from gateway.api.data_sources import Authorize
@@ -203,7 +204,7 @@ def segment_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
             )
 
         computed = await in_transaction(request, read)
-        return JSONResponse({"lastComputedAt": manual_segments.iso_ms(computed) if computed else None})
+        return JSONResponse({"lastComputedAt": iso_ms(computed) if computed else None})
 
     async def upload_csv(request: Request) -> Response:
         segment_id = request.headers.get("df-segment-id")
