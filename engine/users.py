@@ -18,6 +18,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.compute.process import forget_user_assignments
 from engine.errors import InvalidInput
 from engine.storage.event_store import EventStore
 from engine.storage.resource_models import (
@@ -189,10 +190,11 @@ def count_users(store: EventStore, workspace_id: str, where: UserFilter) -> int:
     return int(count)
 
 
-def delete_users(store: EventStore, workspace_id: str, user_ids: Sequence[str]) -> None:
-    """Delete the users' events, assignments and group memberships. Idempotent."""
+def delete_users(session: Session, store: EventStore, workspace_id: str, user_ids: Sequence[str]) -> None:
+    """Delete the users' events, assignments (and their SQL copies) and group memberships. Idempotent."""
     if not user_ids:
         return
+    forget_user_assignments(session, workspace_id, user_ids)
     parameters = {"workspace": workspace_id, "users": list(user_ids)}
     for table, columns in USER_DATA_TABLES:
         matches = " OR ".join(f"{column} IN {{users:Array(String)}}" for column in columns)

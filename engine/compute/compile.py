@@ -170,9 +170,10 @@ class _SegmentBuilder:
         )
         self.visiting: set[str] = set()
 
-    def state(self, node: dict[str, Any], match: str, **kwargs: Any) -> int:
+    def state(self, node: dict[str, Any], match: str, *, part: str = "", **kwargs: Any) -> int:
+        node_id = f"{node['id']}:{part}" if part else node["id"]
         self.compiled.states.append(
-            StateSpec(state_id(self.segment_id, self.version, node["id"]), match, **kwargs)
+            StateSpec(state_id(self.segment_id, self.version, node_id), match, **kwargs)
         )
         return len(self.compiled.states) - 1
 
@@ -190,6 +191,8 @@ class _SegmentBuilder:
             if not parts:
                 return "false"
             return "(" + (" AND " if kind == "And" else " OR ").join(parts) + ")"
+        if kind == "Trait" and node["operator"]["type"] == "HasBeen":
+            return self.has_been(node)
         if kind in ("Trait", "Includes"):
             path = c.bind(json_path(node["path"]), "String")
             i = self.state(node, _IDENTIFY, value=_raw_at("properties", path))
@@ -248,6 +251,32 @@ class _SegmentBuilder:
             return "true"
         # KeyedPerformed is evaluated inside event-entry journeys, never in ClickHouse.
         return "false"
+
+    def has_been(self, node: dict[str, Any]) -> str:
+        """The trait equals the operator's value and has since it last took that value: for at least
+        (GTE) or less than (LT) `windowSeconds`.
+
+        Two states: the latest time the trait held another value, and every time it was set to this
+        value; the value was taken at the first of those after the latest other one."""
+        c = self.compiled
+        c.time_dependent = True
+        operator = node["operator"]
+        raw = _raw_at("properties", c.bind(json_path(node["path"]), "String"))
+        target = c.bind(_value_text(operator["value"]), "String")
+        millis = "toString(toUnixTimestamp64Milli(event_time))"
+        other = self.state(
+            node, f"{_IDENTIFY} AND {raw} != '' AND {_text(raw)} != {target}", part="other", value=millis
+        )
+        same = self.state(
+            node, f"{_IDENTIFY} AND {raw} != '' AND {_text(raw)} = {target}", part="same", grouped=millis
+        )
+        last_other = f"coalesce(toInt64OrNull(s{other}_v), -1)"
+        since = f"arrayMin(arrayFilter(t -> t > {last_other}, arrayMap(t -> toInt64(t), s{same}_g)))"
+        held = f"(toUnixTimestamp64Milli({{now:DateTime64(3, 'UTC')}}) - {since})"
+        window = c.bind(int(operator["windowSeconds"]) * 1000, "Int64")
+        comparison = ">=" if operator.get("comparator") == "GTE" else "<"
+        holds_now = f"arrayExists(t -> toInt64(t) > {last_other}, s{same}_g)"
+        return f"({holds_now} AND {held} {comparison} {window})"
 
     def performed(self, node: dict[str, Any]) -> str:
         c = self.compiled

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -18,12 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.compute.compile import compile_segment, compile_user_property
+from engine.compute.process import AssignmentListener, process_assignments
 from engine.compute.run import Target, compute_period, last_period, version_of
 from engine.storage.event_store import EventStore
 from engine.storage.models import Workspace, WorkspaceStatus, WorkspaceType
 from engine.storage.resource_models import ComputedPropertyStatus, Segment, UserProperty
 
 logger = logging.getLogger(__name__)
+# A recompute running longer than this says how far it got, and again every as long.
+PROGRESS_EVERY_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -72,19 +75,33 @@ def compute_workspace(
     *,
     now: datetime,
     only: Collection[str] | None = None,
+    listeners: Sequence[AssignmentListener] = (),
 ) -> ComputeSummary:
-    """Bring the workspace's Running segments and user properties (or those in `only`) up to `now`."""
-    started = time.perf_counter()
+    """Bring the workspace's Running segments and user properties (or those in `only`) up to `now`,
+    copy what changed to SQL and tell `listeners`."""
+    started = last_report = time.perf_counter()
     with sessions() as session:
         targets = list(load_targets(session, workspace_id, only))
     changed = failed = 0
-    for target in targets:
+    for done, target in enumerate(targets, start=1):
         try:
             since = last_period(store, workspace_id, target.property_id, target.version)
             changed += compute_period(store, target, since=since, now=now)
+            with sessions() as session:
+                process_assignments(session, store, target, now=now, listeners=listeners)
         except Exception:
             failed += 1
             logger.exception("%s %s of workspace %s failed", target.kind, target.property_id, workspace_id)
+        if time.perf_counter() - last_report > PROGRESS_EVERY_SECONDS and done < len(targets):
+            last_report = time.perf_counter()
+            logger.info(
+                "workspace %s: %d of %d properties computed in %.1f s, %d changed assignments so far",
+                workspace_id,
+                done,
+                len(targets),
+                last_report - started,
+                changed,
+            )
     return ComputeSummary(len(targets), changed, failed, time.perf_counter() - started)
 
 
@@ -94,11 +111,16 @@ class ComputeProperties:
     name = "compute-properties"
 
     def __init__(
-        self, sessions: sessionmaker[Session], store: EventStore, watermark: Callable[[], datetime]
+        self,
+        sessions: sessionmaker[Session],
+        store: EventStore,
+        watermark: Callable[[], datetime],
+        listeners: Sequence[AssignmentListener] = (),
     ) -> None:
         self.sessions = sessions
         self.store = store
         self.watermark = watermark
+        self.listeners = list(listeners)
         # One computation per workspace at a time in this process: the loop and trigger-recompute.
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -114,7 +136,7 @@ class ComputeProperties:
             )
         for workspace_id in workspace_ids:
             summary = self.compute(workspace_id)
-            if summary.seconds > 5:
+            if summary.seconds > PROGRESS_EVERY_SECONDS:
                 logger.info(
                     "computed %d properties of workspace %s in %.1f s (%d changed assignments)",
                     summary.properties,
@@ -127,7 +149,14 @@ class ComputeProperties:
         with self._locks_guard:
             lock = self._locks.setdefault(workspace_id, threading.Lock())
         with lock:
-            return compute_workspace(self.sessions, self.store, workspace_id, now=self.watermark(), only=only)
+            return compute_workspace(
+                self.sessions,
+                self.store,
+                workspace_id,
+                now=self.watermark(),
+                only=only,
+                listeners=self.listeners,
+            )
 
 
 def wall_clock_watermark(lag_seconds: float) -> Callable[[], datetime]:

@@ -53,9 +53,37 @@ def compute_period(store: EventStore, target: Target, *, since: datetime | None,
     for spec in target.compiled.states:
         _insert_state(store, spec, window, parameters)
     changed = _assign(store, target, _universe(target, window, full=since is None), parameters)
+    record_period(store, target, STEP, now)
+    return changed
+
+
+def version_of(definition_updated_at: datetime) -> str:
+    """A definition's version: when it last changed, in epoch milliseconds."""
+    return str(int(definition_updated_at.timestamp() * 1000))
+
+
+def last_period(
+    store: EventStore, workspace_id: str, property_id: str, version: str | None = None, *, step: str = STEP
+) -> datetime | None:
+    """Where the last `step` period of the property (at `version`, if given) ended, if there was one."""
+    parameters = {"workspace": workspace_id, "property": property_id, "step": step}
+    versioned = ""
+    if version is not None:
+        versioned = " AND version = {version:String}"
+        parameters["version"] = version
+    [(count, latest)] = store.query(
+        "SELECT count(), max(period_to) FROM computed_property_periods"
+        " WHERE workspace_id = {workspace:String} AND computed_property_id = {property:String}"
+        f" AND step = {{step:String}}{versioned}",
+        parameters,
+    )
+    return latest if count else None
+
+
+def record_period(store: EventStore, target: Target, step: str, now: datetime) -> None:
     store.insert(
         "computed_property_periods",
-        [[target.workspace_id, target.kind, target.property_id, target.version, STEP, now]],
+        [[target.workspace_id, target.kind, target.property_id, target.version, step, now]],
         ("workspace_id", "type", "computed_property_id", "version", "step", "period_to"),
         (
             "String",
@@ -66,23 +94,6 @@ def compute_period(store: EventStore, target: Target, *, since: datetime | None,
             "DateTime64(3, 'UTC')",
         ),
     )
-    return changed
-
-
-def version_of(definition_updated_at: datetime) -> str:
-    """A definition's version: when it last changed, in epoch milliseconds."""
-    return str(int(definition_updated_at.timestamp() * 1000))
-
-
-def last_period(store: EventStore, workspace_id: str, property_id: str, version: str) -> datetime | None:
-    """Where the last period of this definition version ended, if there was one."""
-    [(count, latest)] = store.query(
-        "SELECT count(), max(period_to) FROM computed_property_periods"
-        " WHERE workspace_id = {workspace:String} AND computed_property_id = {property:String}"
-        " AND version = {version:String} AND step = {step:String}",
-        {"workspace": workspace_id, "property": property_id, "version": version, "step": STEP},
-    )
-    return latest if count else None
 
 
 def _insert_state(store: EventStore, spec: StateSpec, window: str, parameters: dict[str, Any]) -> None:

@@ -119,7 +119,7 @@ async def delete_users_by_query(request: Request) -> Response:
 async def _delete(request: Request, body: DeleteUsersBody, raw: object) -> Response:
     def delete(session: Session) -> None:
         workspace = authorize_target(request, session, raw)
-        users.delete_users(request.app.state.event_store, workspace.id, body.userIds)
+        users.delete_users(session, request.app.state.event_store, workspace.id, body.userIds)
 
     await in_transaction(request, delete)
     return Response(status_code=204)

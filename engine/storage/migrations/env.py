@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from engine.storage import resource_models  # noqa: F401  (registers its tables on Base.metadata)
+from engine.storage import assignment_models, resource_models  # noqa: F401  (register their tables)
 from engine.storage.models import Base
 
 connection = context.config.attributes["connection"]

@@ -37,6 +37,15 @@ SEGMENTS: list[dict[str, Any]] = [
         "nodes": [],
     },
     {
+        "entryNode": {
+            "id": "e",
+            "type": "Trait",
+            "path": "plan",
+            "operator": {"type": "HasBeen", "comparator": "LT", "value": "paid", "windowSeconds": 3600},
+        },
+        "nodes": [],
+    },
+    {
         "entryNode": {"id": "e", "type": "Or", "children": ["a", "b"]},
         "nodes": [
             {"id": "a", "type": "Trait", "path": "plan", "operator": {"type": "Equals", "value": "free"}},

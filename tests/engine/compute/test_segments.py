@@ -65,6 +65,39 @@ def test_within_and_absolute_timestamp(history: History) -> None:
 
 
 @pytest.fixture
+def trial_histories(history: History) -> History:
+    day, hour = timedelta(days=1), timedelta(hours=1)
+    history.identify("long", at=NOW - 3 * day, plan="trial")
+    history.identify("recent", at=NOW - 5 * day, plan="free")
+    history.identify("recent", at=NOW - 2 * hour, plan="trial")
+    history.identify("recent", at=NOW - hour, plan="trial")  # setting it again does not restart the clock
+    history.identify("changed", at=NOW - 3 * day, plan="trial")
+    history.identify("changed", at=NOW - hour, plan="paid")
+    history.identify("back", at=NOW - 5 * day, plan="trial")
+    history.identify("back", at=NOW - 4 * day, plan="paid")
+    history.identify("back", at=NOW - 3 * hour, plan="trial")
+    history.identify("late", at=NOW - 3 * day, plan="trial")
+    history.identify("late", at=NOW - 4 * day, plan="free")  # arrives last, happened before the trial
+    history.identify("never", plan="free")
+    return history
+
+
+@pytest.mark.parametrize(("comparator", "expected"), [("GTE", {"long", "late"}), ("LT", {"recent", "back"})])
+def test_has_been_measures_time_since_the_trait_took_its_value(
+    trial_histories: History, comparator: str, expected: set[str]
+) -> None:
+    operator = {"type": "HasBeen", "comparator": comparator, "value": "trial", "windowSeconds": 86400}
+    assert trial_histories.segment(_trait(operator)) == expected
+
+
+def test_has_been_compares_numbers_as_written(history: History) -> None:
+    history.identify("one", at=NOW - timedelta(days=2), level=1)
+    history.identify("two", at=NOW - timedelta(days=2), level=2)
+    operator = {"type": "HasBeen", "comparator": "GTE", "value": 1, "windowSeconds": 3600}
+    assert history.segment(_trait(operator, path="level")) == {"one"}
+
+
+@pytest.fixture
 def logins(history: History) -> History:
     for _ in range(3):
         history.track("thrice", "LOGIN", plan="pro")

@@ -1,0 +1,146 @@
+"""Processing computed assignments (Dittofeed's ProcessAssignments step): the assignments a period
+changed are copied to SQL and handed to the listeners that act on membership changes (journeys).
+
+Each run reads the ClickHouse assignments stamped after the previous ProcessAssignments period of the
+property, up to `now`, upserts them, calls the listeners, and only then records its period. A crash
+anywhere before that repeats the whole step: the upsert is idempotent, so listeners see a change at
+least once and must key what they do by (property, user, assigned_at).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from engine.compute.run import Kind, Target, last_period, record_period
+from engine.storage.assignment_models import SegmentAssignment, UserPropertyAssignment
+from engine.storage.event_store import EventStore
+
+STEP = "ProcessAssignments"
+_CHUNK = 2000
+
+
+@dataclass(frozen=True)
+class AssignmentChange:
+    """A user's new membership of a segment (`in_segment`) or value of a user property (`value`,
+    JSON text, '' when it no longer has one)."""
+
+    workspace_id: str
+    kind: Kind
+    property_id: str
+    user_id: str
+    in_segment: bool
+    value: str
+    assigned_at: datetime
+
+
+AssignmentListener = Callable[[Sequence[AssignmentChange]], None]
+
+
+def process_assignments(
+    session: Session,
+    store: EventStore,
+    target: Target,
+    *,
+    now: datetime,
+    listeners: Sequence[AssignmentListener] = (),
+) -> list[AssignmentChange]:
+    """Copy the target's assignments changed since its last processing to SQL and commit, tell
+    `listeners` (when something changed), then record the period."""
+    since = last_period(store, target.workspace_id, target.property_id, step=STEP)
+    changes = read_changes(store, target.workspace_id, target.kind, target.property_id, since=since, now=now)
+    for start in range(0, len(changes), _CHUNK):
+        _upsert(session, target.kind, changes[start : start + _CHUNK])
+    session.commit()
+    if changes:
+        for listener in listeners:
+            listener(changes)
+    record_period(store, target, STEP, now)
+    return changes
+
+
+def read_changes(
+    store: EventStore,
+    workspace_id: str,
+    kind: Kind,
+    property_id: str,
+    *,
+    since: datetime | None,
+    now: datetime,
+) -> list[AssignmentChange]:
+    """Each user's latest assignment stamped in (`since`, `now`]."""
+    window = "assigned_at <= {now:DateTime64(3, 'UTC')}"
+    parameters: dict[str, Any] = {
+        "workspace": workspace_id,
+        "kind": kind,
+        "property": property_id,
+        "now": now,
+    }
+    if since is not None:
+        window += " AND assigned_at > {since:DateTime64(3, 'UTC')}"
+        parameters["since"] = since
+    rows = store.query(
+        "SELECT user_id, argMax(segment_value, assigned_at), argMax(user_property_value, assigned_at),"
+        " max(assigned_at) FROM computed_property_assignments_v2"
+        " WHERE workspace_id = {workspace:String} AND type = {kind:String}"
+        f" AND computed_property_id = {{property:String}} AND {window} GROUP BY user_id",
+        parameters,
+    )
+    return [
+        AssignmentChange(workspace_id, kind, property_id, user_id, bool(member), value, _utc(at))
+        for user_id, member, value, at in rows
+    ]
+
+
+def _utc(moment: datetime) -> datetime:
+    # clickhouse-connect returns DateTime64(3, 'UTC') values naive.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def forget_user_assignments(session: Session, workspace_id: str, user_ids: Sequence[str]) -> None:
+    """Delete the users' SQL assignment copies (the users were deleted)."""
+    for model in (SegmentAssignment, UserPropertyAssignment):
+        session.execute(
+            delete(model).where(model.workspace_id == workspace_id, model.user_id.in_(list(user_ids)))
+        )
+
+
+def _upsert(session: Session, kind: Kind, changes: Sequence[AssignmentChange]) -> None:
+    if not changes:
+        return
+    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    if kind == "segment":
+        statement = dialect.insert(SegmentAssignment)
+        rows: list[dict[str, Any]] = [
+            {
+                "workspace_id": c.workspace_id,
+                "segment_id": c.property_id,
+                "user_id": c.user_id,
+                "in_segment": c.in_segment,
+                "assigned_at": c.assigned_at,
+            }
+            for c in changes
+        ]
+        keys = ["workspace_id", "segment_id", "user_id"]
+        updates = {"in_segment": statement.excluded.in_segment, "assigned_at": statement.excluded.assigned_at}
+    else:
+        statement = dialect.insert(UserPropertyAssignment)
+        rows = [
+            {
+                "workspace_id": c.workspace_id,
+                "user_property_id": c.property_id,
+                "user_id": c.user_id,
+                "value": c.value,
+                "assigned_at": c.assigned_at,
+            }
+            for c in changes
+        ]
+        keys = ["workspace_id", "user_property_id", "user_id"]
+        updates = {"value": statement.excluded.value, "assigned_at": statement.excluded.assigned_at}
+    session.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates), rows)

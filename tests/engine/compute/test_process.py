@@ -1,0 +1,134 @@
+"""Processing assignments: what a period changed reaches the SQL copies and the listeners, at least
+once, even when a listener fails."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.compute.loop import compute_workspace
+from engine.compute.process import AssignmentChange, AssignmentListener, forget_user_assignments
+from engine.storage.assignment_models import SegmentAssignment, UserPropertyAssignment
+from engine.storage.resource_models import Segment, UserProperty
+from tests.engine.compute.conftest import NOW, History
+
+PAID = {
+    "entryNode": {
+        "id": "e",
+        "type": "Trait",
+        "path": "plan",
+        "operator": {"type": "Equals", "value": "paid"},
+    },
+    "nodes": [],
+}
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[list[AssignmentChange]] = []
+
+    def __call__(self, changes: Sequence[AssignmentChange]) -> None:
+        self.calls.append(list(changes))
+
+    def seen(self) -> list[tuple[str, bool]]:
+        return sorted((change.user_id, change.in_segment) for call in self.calls for change in call)
+
+
+@pytest.fixture
+def paid(history: History) -> str:
+    assert history.sessions is not None
+    with history.sessions.begin() as session:
+        segment = Segment(workspace_id=history.workspace_id, name="paid", definition=PAID)
+        session.add(segment)
+    return segment.id
+
+
+def _compute(history: History, now: datetime, *listeners: AssignmentListener) -> None:
+    assert history.sessions is not None
+    compute_workspace(history.sessions, history.store, history.workspace_id, now=now, listeners=listeners)
+
+
+def _copies(sessions: sessionmaker[Session], segment_id: str) -> dict[str, bool]:
+    with sessions() as session:
+        rows = session.execute(
+            select(SegmentAssignment.user_id, SegmentAssignment.in_segment).where(
+                SegmentAssignment.segment_id == segment_id
+            )
+        )
+        return {user: value for user, value in rows}
+
+
+def test_changes_reach_sql_and_listeners_once(history: History, paid: str) -> None:
+    assert history.sessions is not None
+    recorder = Recorder()
+    history.identify("ann", plan="paid")
+    history.identify("bob", plan="free")
+    _compute(history, NOW, recorder)
+    assert _copies(history.sessions, paid) == {"ann": True}
+    assert recorder.seen() == [("ann", True)]
+
+    _compute(history, NOW + timedelta(seconds=1), recorder)  # nothing new: nobody is told again
+    assert len(recorder.calls) == 1
+
+    history.clock = NOW + timedelta(seconds=1, milliseconds=500)
+    history.identify("ann", at=NOW + timedelta(seconds=1), plan="free")
+    history.identify("bob", at=NOW + timedelta(seconds=1), plan="paid")
+    _compute(history, NOW + timedelta(seconds=2), recorder)
+    assert _copies(history.sessions, paid) == {"ann": False, "bob": True}
+    assert recorder.calls[-1] and sorted((c.user_id, c.in_segment) for c in recorder.calls[-1]) == [
+        ("ann", False),
+        ("bob", True),
+    ]
+
+
+def test_a_failed_listener_hears_the_same_changes_again(history: History, paid: str) -> None:
+    assert history.sessions is not None
+    recorder = Recorder()
+    failures = []
+
+    def failing(changes: Sequence[AssignmentChange]) -> None:
+        failures.append(len(changes))
+        raise RuntimeError("journey store down")
+
+    history.identify("ann", plan="paid")
+    _compute(history, NOW, failing)
+    assert failures == [1]
+    _compute(history, NOW + timedelta(seconds=1), recorder)
+    assert recorder.seen() == [("ann", True)]
+    _compute(history, NOW + timedelta(seconds=2), recorder)
+    assert recorder.seen() == [("ann", True)]
+
+
+def test_user_property_values_are_copied_as_json_text(history: History) -> None:
+    assert history.sessions is not None
+    with history.sessions.begin() as session:
+        prop = UserProperty(
+            workspace_id=history.workspace_id, name="plan", definition={"type": "Trait", "path": "plan"}
+        )
+        session.add(prop)
+    history.identify("ann", plan="paid", seats=3)
+    _compute(history, NOW)
+    with history.sessions() as session:
+        rows = session.execute(
+            select(UserPropertyAssignment.user_id, UserPropertyAssignment.value).where(
+                UserPropertyAssignment.user_property_id == prop.id
+            )
+        )
+        assert {user: value for user, value in rows} == {"ann": '"paid"'}
+
+
+def test_deleting_users_or_the_segment_removes_the_copies(history: History, paid: str) -> None:
+    assert history.sessions is not None
+    history.identify("ann", plan="paid")
+    history.identify("bob", plan="paid")
+    _compute(history, NOW)
+    with history.sessions.begin() as session:
+        forget_user_assignments(session, history.workspace_id, ["ann"])
+    assert _copies(history.sessions, paid) == {"bob": True}
+    with history.sessions.begin() as session:
+        session.delete(session.get_one(Segment, paid))
+    assert _copies(history.sessions, paid) == {}
