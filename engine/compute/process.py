@@ -89,7 +89,8 @@ def read_changes(
         "SELECT user_id, argMax(segment_value, assigned_at), argMax(user_property_value, assigned_at),"
         " max(assigned_at) FROM computed_property_assignments_v2"
         " WHERE workspace_id = {workspace:String} AND type = {kind:String}"
-        f" AND computed_property_id = {{property:String}} AND {window} GROUP BY user_id",
+        # In key order: SQL indexes take sorted rows several times faster than random ones.
+        f" AND computed_property_id = {{property:String}} AND {window} GROUP BY user_id ORDER BY user_id",
         parameters,
     )
     return [
@@ -116,7 +117,7 @@ def _upsert(session: Session, kind: Kind, changes: Sequence[AssignmentChange]) -
         return
     dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
     if kind == "segment":
-        statement = dialect.insert(SegmentAssignment)
+        statement = dialect.insert(SegmentAssignment.__table__)
         rows: list[dict[str, Any]] = [
             {
                 "workspace_id": c.workspace_id,
@@ -130,7 +131,7 @@ def _upsert(session: Session, kind: Kind, changes: Sequence[AssignmentChange]) -
         keys = ["workspace_id", "segment_id", "user_id"]
         updates = {"in_segment": statement.excluded.in_segment, "assigned_at": statement.excluded.assigned_at}
     else:
-        statement = dialect.insert(UserPropertyAssignment)
+        statement = dialect.insert(UserPropertyAssignment.__table__)
         rows = [
             {
                 "workspace_id": c.workspace_id,

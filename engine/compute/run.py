@@ -52,7 +52,9 @@ def compute_period(store: EventStore, target: Target, *, since: datetime | None,
         parameters["since"] = since
     for spec in target.compiled.states:
         _insert_state(store, spec, window, parameters)
-    changed = _assign(store, target, _universe(target, window, full=since is None), parameters)
+    changed = _assign(
+        store, target, _universe(target, window, full=since is None), parameters, full=since is None
+    )
     record_period(store, target, STEP, now)
     return changed
 
@@ -102,7 +104,8 @@ def _insert_state(store: EventStore, spec: StateSpec, window: str, parameters: d
         if spec.bucket_seconds
         else "toDateTime64(0, 3, 'UTC')"
     )
-    grouped_state = f"groupArrayState({spec.grouped})" if spec.grouped else "groupArrayStateIf('', false)"
+    grouped_state = "groupArrayState(grouped)" if spec.grouped else "groupArrayStateIf('', false)"
+    grouped = f", {spec.grouped} AS grouped" if spec.grouped else ""
     store.command(
         "INSERT INTO computed_property_state_v3 (workspace_id, type, computed_property_id, state_id, user_id,"
         " last_value, unique_count, grouped_values, event_time, computed_at)"
@@ -110,8 +113,9 @@ def _insert_state(store: EventStore, spec: StateSpec, window: str, parameters: d
         " argMaxIfState(value, (event_time, message_id), value != ''), uniqState(message_id),"
         f" {grouped_state},"
         f" {bucket} AS bucket, {{now:DateTime64(3, 'UTC')}}"
-        f" FROM (SELECT *, {spec.value} AS value FROM user_events_v2"
-        f" WHERE workspace_id = {{workspace:String}} AND {window} AND ({spec.match}))"
+        # Only the columns the aggregates need: message_raw is most of a row's bytes.
+        f" FROM (SELECT user_or_anonymous_id, event_time, message_id, {spec.value} AS value{grouped}"
+        f" FROM user_events_v2 WHERE workspace_id = {{workspace:String}} AND {window} AND ({spec.match}))"
         " GROUP BY user_or_anonymous_id, bucket",
         {**parameters, "state": spec.state_id},
     )
@@ -131,7 +135,12 @@ def _universe(target: Target, window: str, *, full: bool) -> str:
     )
 
 
-def _assign(store: EventStore, target: Target, universe: str, parameters: dict[str, Any]) -> int:
+def _assign(
+    store: EventStore, target: Target, universe: str, parameters: dict[str, Any], *, full: bool
+) -> int:
+    # On a full recompute every user with state or an assignment is in the universe anyway, so the
+    # joins below need no `IN (universe)` filters, and the universe is read once instead of three times.
+    among_universe = "" if full else f" AND user_id IN ({universe})"
     compiled = target.compiled
     merged = []
     for index, spec in enumerate(compiled.states):
@@ -149,7 +158,7 @@ def _assign(store: EventStore, target: Target, universe: str, parameters: dict[s
     states = (
         "SELECT user_id, " + ", ".join(merged) + " FROM computed_property_state_v3"
         " WHERE workspace_id = {workspace:String} AND computed_property_id = {property:String}"
-        f" AND user_id IN ({universe}) GROUP BY user_id"
+        f"{among_universe} GROUP BY user_id"
         if merged
         else "SELECT '' AS user_id WHERE false"
     )
@@ -170,7 +179,7 @@ def _assign(store: EventStore, target: Target, universe: str, parameters: dict[s
         " argMax(user_property_value, assigned_at) AS user_property_value, true AS known"
         " FROM computed_property_assignments_v2"
         " WHERE workspace_id = {workspace:String} AND type = {kind:String}"
-        f" AND computed_property_id = {{property:String}} AND user_id IN ({universe}) GROUP BY user_id"
+        f" AND computed_property_id = {{property:String}}{among_universe} GROUP BY user_id"
     )
     select = (
         "SELECT {workspace:String}, {kind:String}, {property:String}, user_id,"
