@@ -37,7 +37,7 @@ def validate_segment_definition(raw: Any, *, where: str = "body/definition") -> 
     :raises InvalidInput: naming the first offending field under `where`.
     """
     check_storable(raw, where)
-    definition = _parse(SegmentDefinition.model_validate, raw, where)
+    definition = parse_document(SegmentDefinition.model_validate, raw, where)
     located: list[tuple[str, AnySegmentNode]] = [(f"{where}/entryNode", definition.entryNode)]
     located += [(f"{where}/nodes/{index}", node) for index, node in enumerate(definition.nodes)]
     for path, node in located[1:]:
@@ -56,7 +56,7 @@ def validate_user_property_definition(raw: Any, *, where: str = "body/definition
     :raises InvalidInput: naming the first offending field under `where`.
     """
     check_storable(raw, where)
-    definition = _parse(USER_PROPERTY.validate_python, raw, where)
+    definition = parse_document(USER_PROPERTY.validate_python, raw, where)
     if isinstance(definition, GroupProperty):
         nodes = [
             (
@@ -155,7 +155,8 @@ def _check_graph(nodes: list[tuple[str, str | None, list[str] | None]]) -> None:
                 stack.append((child, 0))
 
 
-def _parse(validate: Callable[[Any], Parsed], raw: Any, where: str) -> Parsed:
+def parse_document(validate: Callable[[Any], Parsed], raw: Any, where: str) -> Parsed:
+    """`validate(raw)`, its first error raised as an `InvalidInput` naming the field under `where`."""
     try:
         return validate(raw)
     except ValidationError as error:

@@ -26,6 +26,7 @@ from gateway import health
 from gateway.api import (
     child_workspaces,
     computed_properties,
+    content,
     data_sources,
     events,
     groups,
@@ -106,6 +107,7 @@ def build_routes() -> list[BaseRoute]:
         *segments.routes,
         *user_properties.routes,
         *resources.routes,
+        *content.routes,
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 

@@ -60,6 +60,14 @@ ADMIN_CALLS: dict[str, AdminCall] = {
     "GET resources": lambda c, key, w: c.get(
         "/api/admin/resources", params={"workspaceId": w, "segments": "true"}, headers=_auth(key)
     ),
+    "GET content/templates": lambda c, key, w: c.get(
+        "/api/admin/content/templates", params={"workspaceId": w}, headers=_auth(key)
+    ),
+    "PUT content/templates/reset": lambda c, key, w: c.put(
+        "/api/admin/content/templates/reset",
+        json={"workspaceId": w, "name": "isolation", "type": "Sms"},
+        headers=_auth(key),
+    ),
 }
 
 forests = st.lists(st.integers(min_value=0, max_value=2), min_size=2, max_size=3)

@@ -1,0 +1,147 @@
+"""`content/templates`: list, upsert, reset, delete and render message templates (Dittofeed §6.1).
+
+`content_routes` builds the handlers for one mount of upstream's content controller; `routes` is the
+admin mount (admin API key, `/api/admin/content`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from engine.messaging import templates
+from engine.messaging.template_models import validate_template_definition
+from engine.storage.resource_models import ResourceType
+from gateway.admin_auth import authorize_target
+from gateway.api.data_sources import Authorize
+from gateway.deps import in_transaction
+from gateway.inputs import read_json, read_query, validate
+
+Channel = Literal["Email", "Sms", "Webhook", "MobilePush"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    workspaceId: str
+
+
+class UpsertTemplateBody(_Body):
+    name: str
+    id: str | None = None
+    # Validated by engine.messaging.template_models, which names fields inside them precisely.
+    definition: Any = None
+    draft: Any = None
+    resourceType: Literal["Declarative", "Internal"] | None = None
+
+
+class JourneyMetadata(BaseModel):
+    journeyId: str
+    nodeId: str
+
+
+class ResetTemplateBody(_Body):
+    name: str
+    type: Channel
+    emailContentsType: Literal["Code", "LowCode"] | None = None
+    journeyMetadata: JourneyMetadata | None = None
+
+
+class DeleteTemplateBody(_Body):
+    id: str
+    type: Channel | None = None
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    workspaceId: str
+    ids: list[str] = []
+    resourceType: Literal["Declarative", "Internal"] | None = None
+
+
+def content_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Route]:
+    """The content handlers under `prefix`, each request authorised by `authorize`."""
+
+    async def list_all(request: Request) -> JSONResponse:
+        query = read_query(request, ListQuery, arrays=frozenset({"ids"}))
+        kind = ResourceType(query.resourceType) if query.resourceType else None
+
+        def read(session: Session) -> list[dict[str, Any]]:
+            workspace = authorize(request, session, None)
+            found = templates.list_templates(session, workspace.id, ids=query.ids, resource_type=kind)
+            return [templates.template_resource(template) for template in found]
+
+        return JSONResponse({"templates": await in_transaction(request, read)})
+
+    async def upsert(request: Request) -> JSONResponse:
+        raw = await read_json(request)
+        body = validate(UpsertTemplateBody, raw)
+        definition = None
+        if body.definition is not None:
+            definition = validate_template_definition(raw["definition"])
+        draft: Any = templates.UNSET
+        if "draft" in raw:
+            draft = (
+                None
+                if raw["draft"] is None
+                else validate_template_definition(raw["draft"], where="body/draft")
+            )
+        upsert = templates.TemplateUpsert(
+            name=body.name,
+            id=body.id,
+            definition=definition,
+            draft=draft,
+            resource_type=ResourceType(body.resourceType) if body.resourceType else None,
+        )
+
+        def write(session: Session) -> dict[str, Any]:
+            workspace = authorize(request, session, raw)
+            return templates.template_resource(templates.upsert_template(session, workspace.id, upsert))
+
+        return JSONResponse(await in_transaction(request, write))
+
+    async def reset(request: Request) -> JSONResponse:
+        raw = await read_json(request)
+        body = validate(ResetTemplateBody, raw)
+
+        def write(session: Session) -> dict[str, Any]:
+            workspace = authorize(request, session, raw)
+            template = templates.reset_template(
+                session, workspace.id, body.name, body.type, body.emailContentsType
+            )
+            return templates.template_resource(template)
+
+        return JSONResponse(await in_transaction(request, write))
+
+    async def delete(request: Request) -> Response:
+        raw = await read_json(request)
+        return await _delete(request, validate(DeleteTemplateBody, raw), raw)
+
+    async def delete_by_query(request: Request) -> Response:
+        return await _delete(request, read_query(request, DeleteTemplateBody), None)
+
+    async def _delete(request: Request, body: DeleteTemplateBody, raw: Any) -> Response:
+        def remove(session: Session) -> None:
+            workspace = authorize(request, session, raw)
+            templates.delete_template(session, workspace.id, body.id)
+
+        await in_transaction(request, remove)
+        return Response(status_code=204)
+
+    base = f"{prefix}/templates"
+    return [
+        Route(base, list_all, methods=["GET"], name=f"{name}:list"),
+        Route(base, upsert, methods=["PUT"], name=f"{name}:upsert"),
+        Route(base, delete, methods=["DELETE"], name=f"{name}:delete"),
+        Route(f"{base}/reset", reset, methods=["PUT"], name=f"{name}:reset"),
+        Route(f"{base}/v2", delete_by_query, methods=["DELETE"], name=f"{name}:delete_v2"),
+    ]
+
+
+routes = content_routes("/api/admin/content", authorize_target, name="admin:content")
