@@ -34,6 +34,7 @@ from gateway.api import (
     resources,
     segment_webhook,
     segments,
+    subscription_groups,
     user_properties,
     users,
 )
@@ -108,6 +109,7 @@ def build_routes() -> list[BaseRoute]:
         *user_properties.routes,
         *resources.routes,
         *content.routes,
+        *subscription_groups.routes,
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 

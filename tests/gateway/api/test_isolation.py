@@ -60,6 +60,9 @@ ADMIN_CALLS: dict[str, AdminCall] = {
     "GET resources": lambda c, key, w: c.get(
         "/api/admin/resources", params={"workspaceId": w, "segments": "true"}, headers=_auth(key)
     ),
+    "GET subscription-groups": lambda c, key, w: c.get(
+        "/api/admin/subscription-groups", params={"workspaceId": w}, headers=_auth(key)
+    ),
     "GET content/templates": lambda c, key, w: c.get(
         "/api/admin/content/templates", params={"workspaceId": w}, headers=_auth(key)
     ),

@@ -1,0 +1,164 @@
+"""Subscription groups as resources (Dittofeed §6.9, §7.5): listing, the upsert that keeps each
+group's two Internal segments in step with it, and deletion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine.bootstrap import add_subscription_group
+from engine.definitions import check_storable
+from engine.errors import InvalidInput, NotFound
+from engine.resources import canonical_uuid, epoch_ms
+from engine.storage.models import new_id, utcnow
+from engine.storage.resource_models import ChannelType, Segment, SubscriptionGroup, SubscriptionGroupType
+
+
+class SubscriptionGroupIdError(InvalidInput):
+    def __init__(self) -> None:
+        message = "Invalid subscription group id, must be a valid v4 UUID"
+        super().__init__(message, field="id", body={"type": "IdError", "message": message})
+
+
+class SubscriptionGroupNameTaken(InvalidInput):
+    def __init__(self) -> None:
+        message = "Names must be unique in workspace. Id's must be globally unique."
+        super().__init__(
+            message, field="name", body={"type": "UniqueConstraintViolation", "message": message}
+        )
+
+
+class SubscriptionGroupBadValues(InvalidInput):
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message, field=field, body={"type": "BadValues", "message": message})
+
+
+@dataclass(frozen=True)
+class SubscriptionGroupUpsert:
+    channel: ChannelType
+    type: SubscriptionGroupType
+    id: str | None = None
+    name: str | None = None
+
+
+def subscription_group_resource(session: Session, group: SubscriptionGroup) -> dict[str, Any]:
+    """The group as Dittofeed's `SavedSubscriptionGroupResource`."""
+    resource: dict[str, Any] = {
+        "id": group.id,
+        "workspaceId": group.workspace_id,
+        "name": group.name,
+        "channel": group.channel.value,
+        "type": group.type.value,
+        "createdAt": epoch_ms(group.created_at),
+        "updatedAt": epoch_ms(group.updated_at),
+    }
+    for segment in _segments(session, group):
+        key = "unsubscribedSegmentId" if segment.name.startswith(_UNSUBSCRIBED) else "segmentId"
+        resource[key] = segment.id
+    return resource
+
+
+def list_subscription_groups(session: Session, workspace_id: str) -> list[SubscriptionGroup]:
+    query = select(SubscriptionGroup).where(SubscriptionGroup.workspace_id == workspace_id)
+    return list(session.scalars(query.order_by(SubscriptionGroup.created_at, SubscriptionGroup.name)))
+
+
+def upsert_subscription_group(
+    session: Session, workspace_id: str, upsert: SubscriptionGroupUpsert
+) -> SubscriptionGroup:
+    """Find by `id`, else by `name`; create when absent (a name is then required).
+
+    :raises SubscriptionGroupIdError: `id` is not a UUID.
+    :raises SubscriptionGroupBadValues: neither id nor name, or a new group without a name.
+    :raises SubscriptionGroupNameTaken: the name is another group's, or the id another workspace's.
+    """
+    check_storable(upsert.name, "body/name")
+    group_id = None
+    if upsert.id is not None:
+        group_id = canonical_uuid(upsert.id)
+        if group_id is None:
+            raise SubscriptionGroupIdError()
+    if group_id is None and upsert.name is None:
+        raise SubscriptionGroupBadValues("body/name is required when no id is given", "body/name")
+    group = _existing(session, workspace_id, group_id, upsert.name)
+    try:
+        if group is None:
+            if upsert.name is None:
+                raise SubscriptionGroupBadValues(
+                    "body/name is required to create a subscription group", "body/name"
+                )
+            return add_subscription_group(
+                session,
+                workspace_id,
+                group_id=group_id or new_id(),
+                name=upsert.name,
+                channel=upsert.channel,
+                group_type=upsert.type,
+            )
+        if upsert.name is not None:
+            group.name = upsert.name
+        group.channel = upsert.channel
+        if group.type != upsert.type:
+            group.type = upsert.type
+            _retype_segments(session, group)
+        session.flush()
+    except IntegrityError:
+        raise SubscriptionGroupNameTaken() from None
+    return group
+
+
+def delete_subscription_group(session: Session, workspace_id: str, group_id: str) -> None:
+    """Delete the group and its Internal segments. :raises NotFound: no such group."""
+    canonical = canonical_uuid(group_id)
+    group = session.get(SubscriptionGroup, canonical) if canonical else None
+    if group is None or group.workspace_id != workspace_id:
+        raise NotFound("Subscription group not found")
+    for segment in _segments(session, group):
+        session.delete(segment)
+    session.delete(group)
+    session.flush()
+
+
+_UNSUBSCRIBED = "subscriptionGroup-unsubscribed-"
+
+
+def _segments(session: Session, group: SubscriptionGroup) -> list[Segment]:
+    return list(
+        session.scalars(
+            select(Segment).where(
+                Segment.workspace_id == group.workspace_id, Segment.subscription_group_id == group.id
+            )
+        )
+    )
+
+
+def _retype_segments(session: Session, group: SubscriptionGroup) -> None:
+    """The main segment's node carries the group type: a new type is a new definition to compute."""
+    for segment in _segments(session, group):
+        entry = segment.definition.get("entryNode", {})
+        if entry.get("type") == "SubscriptionGroup":
+            segment.definition = {
+                **segment.definition,
+                "entryNode": {**entry, "subscriptionGroupType": group.type.value},
+            }
+            segment.definition_updated_at = utcnow()
+
+
+def _existing(
+    session: Session, workspace_id: str, group_id: str | None, name: str | None
+) -> SubscriptionGroup | None:
+    if group_id is not None:
+        found = session.get(SubscriptionGroup, group_id)
+        if found is not None and found.workspace_id != workspace_id:
+            raise SubscriptionGroupNameTaken()
+        return found
+    return session.scalar(
+        select(SubscriptionGroup).where(
+            SubscriptionGroup.workspace_id == workspace_id, SubscriptionGroup.name == name
+        )
+    )
