@@ -13,10 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine.bootstrap import SUBSCRIPTION_SECRET_NAME
 from engine.definitions import check_storable
 from engine.errors import InvalidInput, NotFound
 from engine.messaging.template_models import DEFAULT_IDENTIFIER_KEYS, email_contents_type
 from engine.resources import canonical_uuid, epoch_ms
+from engine.storage.models import Secret
 from engine.storage.resource_models import DefaultEmailProvider, MessageTemplate, ResourceType, UserProperty
 
 # The draft field was not sent (None would mean "clear the draft").
@@ -226,6 +228,16 @@ def default_definition(
     if channel == "Webhook":
         return {"type": "Webhook", "identifierKey": "email", "body": _DEFAULT_WEBHOOK_BODY}
     raise InvalidInput(f"body/type {channel} templates have no default definition", field="body/type")
+
+
+def load_render_secrets(session: Session, workspace_id: str) -> dict[str, str]:
+    """The workspace secrets templates may use: the subscription key the link tags sign with."""
+    value = session.scalar(
+        select(Secret.value).where(
+            Secret.workspace_id == workspace_id, Secret.name == SUBSCRIPTION_SECRET_NAME
+        )
+    )
+    return {SUBSCRIPTION_SECRET_NAME: value} if value else {}
 
 
 def _shape(definition: dict[str, Any]) -> tuple[Any, Any]:

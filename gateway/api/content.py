@@ -15,7 +15,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine.messaging import templates
-from engine.messaging.template_models import validate_template_definition
+from engine.messaging.render import RenderContext, RenderError, render_email_body, render_liquid
+from engine.messaging.template_models import DEFAULT_IDENTIFIER_KEYS, validate_template_definition
 from engine.storage.resource_models import ResourceType
 from gateway.admin_auth import authorize_target
 from gateway.api.data_sources import Authorize
@@ -55,6 +56,21 @@ class ResetTemplateBody(_Body):
 class DeleteTemplateBody(_Body):
     id: str
     type: Channel | None = None
+
+
+class RenderContent(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    type: Literal["PlainText", "Mjml", "Emailo"]
+    value: Any
+
+
+class RenderBody(_Body):
+    channel: Channel
+    subscriptionGroupId: str | None = None
+    contents: dict[str, RenderContent]
+    userProperties: dict[str, Any]
+    tags: dict[str, str] | None = None
 
 
 class ListQuery(BaseModel):
@@ -134,14 +150,49 @@ def content_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
         await in_transaction(request, remove)
         return Response(status_code=204)
 
+    async def render(request: Request) -> JSONResponse:
+        raw = await read_json(request)
+        body = validate(RenderBody, raw)
+
+        def read(session: Session) -> dict[str, Any]:
+            workspace = authorize(request, session, raw)
+            context = RenderContext(
+                workspace_id=workspace.id,
+                user={"id": "", **body.userProperties},
+                subscription_group_id=body.subscriptionGroupId,
+                identifier_key=DEFAULT_IDENTIFIER_KEYS.get(body.channel),
+                secrets=templates.load_render_secrets(session, workspace.id),
+                tags=body.tags or {},
+                is_preview=True,
+                base_url=request.app.state.settings.dashboard_url,
+            )
+            return {key: _render_one(content, context) for key, content in body.contents.items()}
+
+        return JSONResponse({"contents": await in_transaction(request, read)})
+
     base = f"{prefix}/templates"
     return [
         Route(base, list_all, methods=["GET"], name=f"{name}:list"),
         Route(base, upsert, methods=["PUT"], name=f"{name}:upsert"),
         Route(base, delete, methods=["DELETE"], name=f"{name}:delete"),
         Route(f"{base}/reset", reset, methods=["PUT"], name=f"{name}:reset"),
+        Route(f"{base}/render", render, methods=["POST"], name=f"{name}:render"),
         Route(f"{base}/v2", delete_by_query, methods=["DELETE"], name=f"{name}:delete_v2"),
     ]
+
+
+def _render_one(content: RenderContent, context: RenderContext) -> dict[str, Any]:
+    """One entry of a render response: each is rendered on its own, and its error stays its own."""
+    if content.type == "Emailo":
+        return {"type": "Err", "err": "LowCode (Emailo) documents cannot be rendered yet"}
+    if not isinstance(content.value, str):
+        return {"type": "Err", "err": "value must be a string"}
+    try:
+        if content.type == "Mjml":
+            return {"type": "Ok", "value": render_email_body(content.value, context)}
+        return {"type": "Ok", "value": render_liquid(content.value, context)}
+    except RenderError as error:
+        return {"type": "Err", "err": error.message}
 
 
 routes = content_routes("/api/admin/content", authorize_target, name="admin:content")

@@ -161,3 +161,59 @@ def test_a_sibling_cannot_read_or_change_templates(
     assert own.call("PUT", id=template["id"], name="x", definition=SMS).json().get("type") == (
         "UniqueConstraintViolation"
     )
+
+
+def _render(
+    api: Api, contents: dict[str, Any], user: dict[str, Any], channel: str = "Email"
+) -> dict[str, Any]:
+    response = api.call("POST", "/render", channel=channel, contents=contents, userProperties=user)
+    assert response.status_code == 200, response.text
+    rendered: dict[str, Any] = response.json()["contents"]
+    return rendered
+
+
+def test_render_each_entry_on_its_own(api: Api) -> None:
+    rendered = _render(
+        api,
+        {
+            "subject": {"type": "PlainText", "value": "Hi {{ user.firstName | default: 'there' }}"},
+            "body": {
+                "type": "Mjml",
+                "value": "<mjml><mj-body><mj-text>{{ user.plan }}</mj-text></mj-body></mjml>",
+            },
+            "broken": {"type": "PlainText", "value": "{{ user.missing }}"},
+        },
+        {"id": "u1", "firstName": "Ann", "plan": "pro"},
+    )
+    assert rendered["subject"] == {"type": "Ok", "value": "Hi Ann"}
+    body = rendered["body"]
+    assert body["type"] == "Ok" and "pro" in body["value"] and "<mjml>" not in body["value"]
+    assert rendered["broken"]["type"] == "Err" and "missing" in rendered["broken"]["err"]
+
+
+def test_render_makes_hostile_traits_inert_in_email_html(api: Api) -> None:
+    hostile = "<script>alert(1)</script>{{ secrets }}"
+    rendered = _render(
+        api,
+        {
+            "body": {
+                "type": "Mjml",
+                "value": "<mjml><mj-body><mj-text>{{ user.name }}</mj-text></mj-body></mjml>",
+            }
+        },
+        {"id": "u1", "name": hostile},
+    )
+    html = rendered["body"]["value"]
+    assert "<script>" not in html and "&lt;script&gt;" in html and "{{ secrets }}" in html
+
+
+def test_render_builds_unsubscribe_links_from_the_workspace_secret(api: Api) -> None:
+    rendered = _render(
+        api,
+        {"link": {"type": "PlainText", "value": "{% unsubscribe_url %}"}},
+        {"id": "u1", "email": "ann@example.com"},
+    )
+    url = rendered["link"]["value"]
+    assert url.startswith("http://localhost:3000/") and "ann%40example.com" in url
+    no_email = _render(api, {"link": {"type": "PlainText", "value": "{% unsubscribe_url %}"}}, {"id": "u1"})
+    assert no_email["link"] == {"type": "Ok", "value": ""}

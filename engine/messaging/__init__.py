@@ -1,0 +1,1 @@
+"""Messaging: rendering, templates, providers and deliveries."""
