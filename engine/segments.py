@@ -20,25 +20,10 @@ from sqlalchemy.orm import Session
 from engine.assignments import forget_computed_property
 from engine.definitions import check_storable, is_manual
 from engine.errors import InvalidInput, NotFound
-from engine.resources import canonical_uuid, epoch_ms
+from engine.resources import NameTaken, ResourceIdError, canonical_uuid, epoch_ms
 from engine.storage.event_store import EventStore
 from engine.storage.models import utcnow
 from engine.storage.resource_models import ComputedPropertyStatus, ResourceType, Segment, SubscriptionGroup
-
-
-class SegmentIdError(InvalidInput):
-    def __init__(self) -> None:
-        message = "Invalid segment id, must be a valid v4 UUID"
-        super().__init__(message, field="id", body={"type": "IdError", "message": message})
-
-
-class SegmentUniqueConstraintViolation(InvalidInput):
-    def __init__(
-        self, message: str = "Names must be unique in workspace. Id's must be globally unique."
-    ) -> None:
-        super().__init__(
-            message, field="name", body={"type": "UniqueConstraintViolation", "message": message}
-        )
 
 
 class ManualSegmentStatus(InvalidInput):
@@ -110,8 +95,8 @@ def upsert_segment(
 ) -> Segment:
     """Create or update a segment: by `id` when one is given, else by name.
 
-    :raises SegmentIdError: `id` is not a UUID.
-    :raises SegmentUniqueConstraintViolation: the name is another segment's, or the id another
+    :raises ResourceIdError: `id` is not a UUID.
+    :raises NameTaken: the name is another segment's, or the id another
         workspace's, or `subscription_group_id` names no subscription group of the workspace.
     :raises InvalidInput: a new segment without a definition.
     """
@@ -121,13 +106,13 @@ def upsert_segment(
     if upsert.id is not None:
         segment_id = canonical_uuid(upsert.id)
         if segment_id is None:
-            raise SegmentIdError()
+            raise ResourceIdError("segment")
     if upsert.subscription_group_id is not None:
         _check_subscription_group(session, workspace_id, upsert.subscription_group_id)
     if segment_id is not None:
         existing = session.get(Segment, segment_id)
         if existing is not None and existing.workspace_id != workspace_id:
-            raise SegmentUniqueConstraintViolation()
+            raise NameTaken()
     else:
         existing = session.scalar(
             select(Segment).where(Segment.workspace_id == workspace_id, Segment.name == upsert.name)
@@ -215,9 +200,7 @@ def _check_subscription_group(session: Session, workspace_id: str, group_id: str
     group = session.get(SubscriptionGroup, canonical_uuid(group_id) or group_id)
     if group is None or group.workspace_id != workspace_id:
         # Upstream answers a foreign-key violation with this type too.
-        raise SegmentUniqueConstraintViolation(
-            "subscriptionGroupId names no subscription group of this workspace."
-        )
+        raise NameTaken(message="subscriptionGroupId names no subscription group of this workspace.")
 
 
 def _flush(session: Session) -> None:
@@ -225,4 +208,4 @@ def _flush(session: Session) -> None:
     try:
         session.flush()
     except IntegrityError:
-        raise SegmentUniqueConstraintViolation() from None
+        raise NameTaken() from None

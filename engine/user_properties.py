@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from engine.assignments import forget_computed_property
 from engine.definitions import check_storable
 from engine.errors import InvalidInput, NotFound
-from engine.resources import canonical_uuid, epoch_ms
+from engine.resources import NameTaken, ResourceIdError, canonical_uuid, epoch_ms
 from engine.storage.event_store import EventStore
 from engine.storage.models import utcnow
 from engine.storage.resource_models import ComputedPropertyStatus, UserProperty
@@ -28,24 +28,10 @@ from engine.storage.resource_models import ComputedPropertyStatus, UserProperty
 PROTECTED_NAMES = frozenset({"id", "anonymousId"})
 
 
-class UserPropertyIdError(InvalidInput):
-    def __init__(self) -> None:
-        message = "Invalid user property id, must be a valid v4 UUID"
-        super().__init__(message, field="id", body={"type": "IdError", "message": message})
-
-
 class ProtectedUserProperty(InvalidInput):
     def __init__(self) -> None:
         message = "User property name is protected"
         super().__init__(message, field="name", body={"type": "ProtectedUserProperty", "message": message})
-
-
-class UserPropertyAlreadyExists(InvalidInput):
-    def __init__(self) -> None:
-        message = "Names must be unique in workspace. Id's must be globally unique."
-        super().__init__(
-            message, field="name", body={"type": "UserPropertyAlreadyExists", "message": message}
-        )
 
 
 class UserPropertyNotFound(InvalidInput):
@@ -102,9 +88,9 @@ def upsert_user_property(
     """With a definition, create or update (by `id` when given, else by name); without one, update the
     existing property's example value and status.
 
-    :raises UserPropertyIdError: `id` is not a UUID.
+    :raises ResourceIdError: `id` is not a UUID.
     :raises ProtectedUserProperty: the name, or the property `id` names, is protected.
-    :raises UserPropertyAlreadyExists: the name is another property's, or the id another workspace's.
+    :raises NameTaken: the name is another property's, or the id another workspace's.
     :raises NotFound: no definition, and no such property to update.
     """
     now = now or utcnow()
@@ -114,7 +100,7 @@ def upsert_user_property(
     if upsert.id is not None:
         property_id = canonical_uuid(upsert.id)
         if property_id is None:
-            raise UserPropertyIdError()
+            raise ResourceIdError("user property")
     if upsert.name in PROTECTED_NAMES:
         raise ProtectedUserProperty()
     existing = _existing(session, workspace_id, property_id, upsert.name)
@@ -148,7 +134,7 @@ def upsert_user_property(
         session.flush()
     except IntegrityError:
         # No savepoint: the error ends the request, and its transaction is rolled back whole.
-        raise UserPropertyAlreadyExists() from None
+        raise NameTaken("UserPropertyAlreadyExists") from None
     return existing
 
 
@@ -186,7 +172,7 @@ def _existing(session: Session, workspace_id: str, property_id: str | None, name
         )
     found = session.get(UserProperty, property_id)
     if found is not None and found.workspace_id != workspace_id:
-        raise UserPropertyAlreadyExists()
+        raise NameTaken("UserPropertyAlreadyExists")
     return found
 
 

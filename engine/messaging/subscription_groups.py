@@ -14,23 +14,9 @@ from sqlalchemy.orm import Session
 from engine.bootstrap import add_subscription_group
 from engine.definitions import check_storable
 from engine.errors import InvalidInput, NotFound
-from engine.resources import canonical_uuid, epoch_ms
+from engine.resources import NameTaken, ResourceIdError, canonical_uuid, epoch_ms
 from engine.storage.models import new_id, utcnow
 from engine.storage.resource_models import ChannelType, Segment, SubscriptionGroup, SubscriptionGroupType
-
-
-class SubscriptionGroupIdError(InvalidInput):
-    def __init__(self) -> None:
-        message = "Invalid subscription group id, must be a valid v4 UUID"
-        super().__init__(message, field="id", body={"type": "IdError", "message": message})
-
-
-class SubscriptionGroupNameTaken(InvalidInput):
-    def __init__(self) -> None:
-        message = "Names must be unique in workspace. Id's must be globally unique."
-        super().__init__(
-            message, field="name", body={"type": "UniqueConstraintViolation", "message": message}
-        )
 
 
 class SubscriptionGroupBadValues(InvalidInput):
@@ -73,16 +59,16 @@ def upsert_subscription_group(
 ) -> SubscriptionGroup:
     """Find by `id`, else by `name`; create when absent (a name is then required).
 
-    :raises SubscriptionGroupIdError: `id` is not a UUID.
+    :raises ResourceIdError: `id` is not a UUID.
     :raises SubscriptionGroupBadValues: neither id nor name, or a new group without a name.
-    :raises SubscriptionGroupNameTaken: the name is another group's, or the id another workspace's.
+    :raises NameTaken: the name is another group's, or the id another workspace's.
     """
     check_storable(upsert.name, "body/name")
     group_id = None
     if upsert.id is not None:
         group_id = canonical_uuid(upsert.id)
         if group_id is None:
-            raise SubscriptionGroupIdError()
+            raise ResourceIdError("subscription group")
     if group_id is None and upsert.name is None:
         raise SubscriptionGroupBadValues("body/name is required when no id is given", "body/name")
     group = _existing(session, workspace_id, group_id, upsert.name)
@@ -108,7 +94,7 @@ def upsert_subscription_group(
             _retype_segments(session, group)
         session.flush()
     except IntegrityError:
-        raise SubscriptionGroupNameTaken() from None
+        raise NameTaken() from None
     return group
 
 
@@ -155,7 +141,7 @@ def _existing(
     if group_id is not None:
         found = session.get(SubscriptionGroup, group_id)
         if found is not None and found.workspace_id != workspace_id:
-            raise SubscriptionGroupNameTaken()
+            raise NameTaken()
         return found
     return session.scalar(
         select(SubscriptionGroup).where(

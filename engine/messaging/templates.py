@@ -17,26 +17,12 @@ from engine.bootstrap import SUBSCRIPTION_SECRET_NAME
 from engine.definitions import check_storable
 from engine.errors import InvalidInput, NotFound
 from engine.messaging.template_models import DEFAULT_IDENTIFIER_KEYS, email_contents_type
-from engine.resources import canonical_uuid, epoch_ms
+from engine.resources import NameTaken, ResourceIdError, canonical_uuid, epoch_ms
 from engine.storage.models import Secret
 from engine.storage.resource_models import DefaultEmailProvider, MessageTemplate, ResourceType, UserProperty
 
 # The draft field was not sent (None would mean "clear the draft").
 UNSET: Any = object()
-
-
-class TemplateIdError(InvalidInput):
-    def __init__(self) -> None:
-        message = "Invalid message template id, must be a valid v4 UUID"
-        super().__init__(message, field="id", body={"type": "IdError", "message": message})
-
-
-class TemplateNameTaken(InvalidInput):
-    def __init__(self) -> None:
-        message = "Names must be unique in workspace. Id's must be globally unique."
-        super().__init__(
-            message, field="name", body={"type": "UniqueConstraintViolation", "message": message}
-        )
 
 
 class InvalidIdentifierKey(InvalidInput):
@@ -92,8 +78,8 @@ def list_templates(
 def upsert_template(session: Session, workspace_id: str, upsert: TemplateUpsert) -> MessageTemplate:
     """Create or update by `id` when given, else by name; fields not sent are left as they are.
 
-    :raises TemplateIdError: `id` is not a UUID.
-    :raises TemplateNameTaken: the name is another template's, or the id another workspace's.
+    :raises ResourceIdError: `id` is not a UUID.
+    :raises NameTaken: the name is another template's, or the id another workspace's.
     :raises InvalidIdentifierKey: an Email/SMS definition names a user property that does not exist.
     """
     check_storable(upsert.name, "body/name")
@@ -101,7 +87,7 @@ def upsert_template(session: Session, workspace_id: str, upsert: TemplateUpsert)
     if upsert.id is not None:
         template_id = canonical_uuid(upsert.id)
         if template_id is None:
-            raise TemplateIdError()
+            raise ResourceIdError("message template")
     for document in (upsert.definition, upsert.draft):
         if isinstance(document, dict):
             _check_identifier_key(session, workspace_id, document)
@@ -125,7 +111,7 @@ def upsert_template(session: Session, workspace_id: str, upsert: TemplateUpsert)
     try:
         session.flush()
     except IntegrityError:
-        raise TemplateNameTaken() from None
+        raise NameTaken() from None
     return template
 
 
@@ -266,5 +252,5 @@ def _existing(
         )
     found = session.get(MessageTemplate, template_id)
     if found is not None and found.workspace_id != workspace_id:
-        raise TemplateNameTaken()
+        raise NameTaken()
     return found
