@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.errors import InvalidInput
 from engine.storage.resource_models import (
     ComputedPropertyStatus,
     MessageTemplate,
@@ -120,22 +119,3 @@ def _template_entry(template: MessageTemplate) -> dict[str, Any]:
             entry["channel"] = document["type"]
             break
     return entry
-
-
-UNIQUE_NAMES = "Names must be unique in workspace. Id's must be globally unique."
-
-
-class ResourceIdError(InvalidInput):
-    """A resource `id` that is not a UUID: upstream's typed `IdError`."""
-
-    def __init__(self, noun: str) -> None:
-        message = f"Invalid {noun} id, must be a valid v4 UUID"
-        super().__init__(message, field="id", body={"type": "IdError", "message": message})
-
-
-class NameTaken(InvalidInput):
-    """A name another resource of the workspace has, or an id of another workspace's resource;
-    `error_type` is upstream's type tag for the resource."""
-
-    def __init__(self, error_type: str = "UniqueConstraintViolation", message: str = UNIQUE_NAMES) -> None:
-        super().__init__(message, field="name", body={"type": error_type, "message": message})

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from engine.assignments import forget_computed_property
 from engine.definitions import check_storable, is_manual
 from engine.errors import InvalidInput, NotFound
-from engine.resources import NameTaken, ResourceIdError, canonical_uuid, epoch_ms
+from engine.resource_lookup import NameTaken, find_for_upsert, parse_resource_id
+from engine.resources import canonical_uuid, epoch_ms
 from engine.storage.event_store import EventStore
 from engine.storage.models import utcnow
 from engine.storage.resource_models import ComputedPropertyStatus, ResourceType, Segment, SubscriptionGroup
@@ -102,21 +103,10 @@ def upsert_segment(
     """
     now = now or utcnow()
     check_storable(upsert.name, "body/name")
-    segment_id = None
-    if upsert.id is not None:
-        segment_id = canonical_uuid(upsert.id)
-        if segment_id is None:
-            raise ResourceIdError("segment")
+    segment_id = parse_resource_id(upsert.id, "segment")
     if upsert.subscription_group_id is not None:
         _check_subscription_group(session, workspace_id, upsert.subscription_group_id)
-    if segment_id is not None:
-        existing = session.get(Segment, segment_id)
-        if existing is not None and existing.workspace_id != workspace_id:
-            raise NameTaken()
-    else:
-        existing = session.scalar(
-            select(Segment).where(Segment.workspace_id == workspace_id, Segment.name == upsert.name)
-        )
+    existing = find_for_upsert(session, Segment, workspace_id, segment_id, upsert.name)
     if existing is None:
         return _create(session, workspace_id, segment_id, upsert, now)
     if upsert.create_only:

@@ -20,12 +20,15 @@ from sqlalchemy.orm import Session
 from engine.assignments import forget_computed_property
 from engine.definitions import check_storable
 from engine.errors import InvalidInput, NotFound
-from engine.resources import NameTaken, ResourceIdError, canonical_uuid, epoch_ms
+from engine.resource_lookup import NameTaken, find_for_upsert, find_in_workspace, parse_resource_id
+from engine.resources import canonical_uuid, epoch_ms
 from engine.storage.event_store import EventStore
 from engine.storage.models import utcnow
 from engine.storage.resource_models import ComputedPropertyStatus, UserProperty
 
 PROTECTED_NAMES = frozenset({"id", "anonymousId"})
+# Upstream's type tag for a taken name or a foreign id.
+_ALREADY_EXISTS = "UserPropertyAlreadyExists"
 
 
 class ProtectedUserProperty(InvalidInput):
@@ -96,14 +99,12 @@ def upsert_user_property(
     now = now or utcnow()
     check_storable(upsert.name, "body/name")
     check_storable(upsert.example_value, "body/exampleValue")
-    property_id = None
-    if upsert.id is not None:
-        property_id = canonical_uuid(upsert.id)
-        if property_id is None:
-            raise ResourceIdError("user property")
+    property_id = parse_resource_id(upsert.id, "user property")
     if upsert.name in PROTECTED_NAMES:
         raise ProtectedUserProperty()
-    existing = _existing(session, workspace_id, property_id, upsert.name)
+    existing = find_for_upsert(
+        session, UserProperty, workspace_id, property_id, upsert.name, error_type=_ALREADY_EXISTS
+    )
     if existing is not None and existing.name in PROTECTED_NAMES:
         raise ProtectedUserProperty()
     if upsert.definition is None:
@@ -134,7 +135,7 @@ def upsert_user_property(
         session.flush()
     except IntegrityError:
         # No savepoint: the error ends the request, and its transaction is rolled back whole.
-        raise NameTaken("UserPropertyAlreadyExists") from None
+        raise NameTaken(_ALREADY_EXISTS) from None
     return existing
 
 
@@ -142,7 +143,7 @@ def set_user_property_status(
     session: Session, workspace_id: str, property_id: str, status: ComputedPropertyStatus
 ) -> UserProperty:
     """:raises UserPropertyNotFound: no such property. :raises ProtectedUserProperty: it is protected."""
-    prop = _find(session, workspace_id, property_id)
+    prop = find_in_workspace(session, UserProperty, workspace_id, property_id)
     if prop is None:
         raise UserPropertyNotFound()
     if prop.name in PROTECTED_NAMES:
@@ -157,29 +158,9 @@ def delete_user_property(session: Session, store: EventStore, workspace_id: str,
 
     :raises NotFound: no such property, or a protected one (which upstream reports the same way).
     """
-    prop = _find(session, workspace_id, property_id)
+    prop = find_in_workspace(session, UserProperty, workspace_id, property_id)
     if prop is None or prop.name in PROTECTED_NAMES:
         raise NotFound("User property not found")
     session.delete(prop)
     session.flush()
     forget_computed_property(store, workspace_id, prop.id)
-
-
-def _existing(session: Session, workspace_id: str, property_id: str | None, name: str) -> UserProperty | None:
-    if property_id is None:
-        return session.scalar(
-            select(UserProperty).where(UserProperty.workspace_id == workspace_id, UserProperty.name == name)
-        )
-    found = session.get(UserProperty, property_id)
-    if found is not None and found.workspace_id != workspace_id:
-        raise NameTaken("UserPropertyAlreadyExists")
-    return found
-
-
-def _find(session: Session, workspace_id: str, property_id: str) -> UserProperty | None:
-    canonical = canonical_uuid(property_id)
-    if canonical is None:
-        return None
-    return session.scalar(
-        select(UserProperty).where(UserProperty.workspace_id == workspace_id, UserProperty.id == canonical)
-    )

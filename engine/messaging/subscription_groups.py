@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from engine.bootstrap import add_subscription_group
 from engine.definitions import check_storable
 from engine.errors import InvalidInput, NotFound
-from engine.resources import NameTaken, ResourceIdError, canonical_uuid, epoch_ms
+from engine.resource_lookup import NameTaken, find_for_upsert, find_in_workspace, parse_resource_id
+from engine.resources import epoch_ms
 from engine.storage.models import new_id, utcnow
 from engine.storage.resource_models import ChannelType, Segment, SubscriptionGroup, SubscriptionGroupType
 
@@ -64,14 +65,10 @@ def upsert_subscription_group(
     :raises NameTaken: the name is another group's, or the id another workspace's.
     """
     check_storable(upsert.name, "body/name")
-    group_id = None
-    if upsert.id is not None:
-        group_id = canonical_uuid(upsert.id)
-        if group_id is None:
-            raise ResourceIdError("subscription group")
+    group_id = parse_resource_id(upsert.id, "subscription group")
     if group_id is None and upsert.name is None:
         raise SubscriptionGroupBadValues("body/name is required when no id is given", "body/name")
-    group = _existing(session, workspace_id, group_id, upsert.name)
+    group = find_for_upsert(session, SubscriptionGroup, workspace_id, group_id, upsert.name)
     try:
         if group is None:
             if upsert.name is None:
@@ -100,9 +97,8 @@ def upsert_subscription_group(
 
 def delete_subscription_group(session: Session, workspace_id: str, group_id: str) -> None:
     """Delete the group and its Internal segments. :raises NotFound: no such group."""
-    canonical = canonical_uuid(group_id)
-    group = session.get(SubscriptionGroup, canonical) if canonical else None
-    if group is None or group.workspace_id != workspace_id:
+    group = find_in_workspace(session, SubscriptionGroup, workspace_id, group_id)
+    if group is None:
         raise NotFound("Subscription group not found")
     for segment in _segments(session, group):
         session.delete(segment)
@@ -133,18 +129,3 @@ def _retype_segments(session: Session, group: SubscriptionGroup) -> None:
                 "entryNode": {**entry, "subscriptionGroupType": group.type.value},
             }
             segment.definition_updated_at = utcnow()
-
-
-def _existing(
-    session: Session, workspace_id: str, group_id: str | None, name: str | None
-) -> SubscriptionGroup | None:
-    if group_id is not None:
-        found = session.get(SubscriptionGroup, group_id)
-        if found is not None and found.workspace_id != workspace_id:
-            raise NameTaken()
-        return found
-    return session.scalar(
-        select(SubscriptionGroup).where(
-            SubscriptionGroup.workspace_id == workspace_id, SubscriptionGroup.name == name
-        )
-    )

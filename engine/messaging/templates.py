@@ -17,7 +17,8 @@ from engine.bootstrap import SUBSCRIPTION_SECRET_NAME
 from engine.definitions import check_storable
 from engine.errors import InvalidInput, NotFound
 from engine.messaging.template_models import DEFAULT_IDENTIFIER_KEYS, email_contents_type
-from engine.resources import NameTaken, ResourceIdError, canonical_uuid, epoch_ms
+from engine.resource_lookup import NameTaken, find_for_upsert, find_in_workspace, parse_resource_id
+from engine.resources import canonical_uuid, epoch_ms
 from engine.storage.models import Secret
 from engine.storage.resource_models import DefaultEmailProvider, MessageTemplate, ResourceType, UserProperty
 
@@ -83,15 +84,11 @@ def upsert_template(session: Session, workspace_id: str, upsert: TemplateUpsert)
     :raises InvalidIdentifierKey: an Email/SMS definition names a user property that does not exist.
     """
     check_storable(upsert.name, "body/name")
-    template_id = None
-    if upsert.id is not None:
-        template_id = canonical_uuid(upsert.id)
-        if template_id is None:
-            raise ResourceIdError("message template")
+    template_id = parse_resource_id(upsert.id, "message template")
     for document in (upsert.definition, upsert.draft):
         if isinstance(document, dict):
             _check_identifier_key(session, workspace_id, document)
-    template = _existing(session, workspace_id, template_id, upsert.name)
+    template = find_for_upsert(session, MessageTemplate, workspace_id, template_id, upsert.name)
     if template is None:
         template = MessageTemplate(workspace_id=workspace_id, name=upsert.name)
         if template_id is not None:
@@ -125,27 +122,14 @@ def reset_template(
 
 def delete_template(session: Session, workspace_id: str, template_id: str) -> None:
     """:raises NotFound: no such template in the workspace."""
-    canonical = canonical_uuid(template_id)
-    template = (
-        session.scalar(
-            select(MessageTemplate).where(
-                MessageTemplate.workspace_id == workspace_id, MessageTemplate.id == canonical
-            )
-        )
-        if canonical
-        else None
-    )
-    if template is None:
-        raise NotFound("Message template not found")
-    session.delete(template)
+    session.delete(find_template(session, workspace_id, template_id))
     session.flush()
 
 
 def find_template(session: Session, workspace_id: str, template_id: str) -> MessageTemplate:
     """:raises NotFound: no such template in the workspace."""
-    canonical = canonical_uuid(template_id)
-    template = session.get(MessageTemplate, canonical) if canonical else None
-    if template is None or template.workspace_id != workspace_id:
+    template = find_in_workspace(session, MessageTemplate, workspace_id, template_id)
+    if template is None:
         raise NotFound("Message template not found")
     return template
 
@@ -239,18 +223,3 @@ def _check_identifier_key(session: Session, workspace_id: str, definition: dict[
     )
     if exists is None:
         raise InvalidIdentifierKey(key)
-
-
-def _existing(
-    session: Session, workspace_id: str, template_id: str | None, name: str
-) -> MessageTemplate | None:
-    if template_id is None:
-        return session.scalar(
-            select(MessageTemplate).where(
-                MessageTemplate.workspace_id == workspace_id, MessageTemplate.name == name
-            )
-        )
-    found = session.get(MessageTemplate, template_id)
-    if found is not None and found.workspace_id != workspace_id:
-        raise NameTaken()
-    return found
