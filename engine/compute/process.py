@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import delete
@@ -55,8 +56,7 @@ def process_assignments(
     `listeners` (when something changed), then record the period."""
     since = last_period(store, target.workspace_id, target.property_id, step=STEP)
     changes = read_changes(store, target.workspace_id, target.kind, target.property_id, since=since, now=now)
-    for start in range(0, len(changes), _CHUNK):
-        _upsert(session, target.kind, changes[start : start + _CHUNK])
+    _upsert(session, target.kind, changes)
     session.commit()
     if changes:
         for listener in listeners:
@@ -112,36 +112,31 @@ def forget_user_assignments(session: Session, workspace_id: str, user_ids: Seque
         )
 
 
+# Per kind: the SQL copy's table, its property-id column, and its value column with where the value
+# comes from.
+_COPIES: dict[str, tuple[Any, str, str, Callable[[AssignmentChange], Any]]] = {
+    "segment": (SegmentAssignment.__table__, "segment_id", "in_segment", attrgetter("in_segment")),
+    "user_property": (UserPropertyAssignment.__table__, "user_property_id", "value", attrgetter("value")),
+}
+
+
 def _upsert(session: Session, kind: Kind, changes: Sequence[AssignmentChange]) -> None:
-    if not changes:
-        return
+    table, property_column, value_column, value_of = _COPIES[kind]
     dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
-    if kind == "segment":
-        statement = dialect.insert(SegmentAssignment.__table__)
-        rows: list[dict[str, Any]] = [
-            {
-                "workspace_id": c.workspace_id,
-                "segment_id": c.property_id,
-                "user_id": c.user_id,
-                "in_segment": c.in_segment,
-                "assigned_at": c.assigned_at,
-            }
-            for c in changes
-        ]
-        keys = ["workspace_id", "segment_id", "user_id"]
-        updates = {"in_segment": statement.excluded.in_segment, "assigned_at": statement.excluded.assigned_at}
-    else:
-        statement = dialect.insert(UserPropertyAssignment.__table__)
+    insert = dialect.insert(table)
+    statement = insert.on_conflict_do_update(
+        index_elements=["workspace_id", property_column, "user_id"],
+        set_={value_column: insert.excluded[value_column], "assigned_at": insert.excluded.assigned_at},
+    )
+    for start in range(0, len(changes), _CHUNK):
         rows = [
             {
-                "workspace_id": c.workspace_id,
-                "user_property_id": c.property_id,
-                "user_id": c.user_id,
-                "value": c.value,
-                "assigned_at": c.assigned_at,
+                "workspace_id": change.workspace_id,
+                property_column: change.property_id,
+                "user_id": change.user_id,
+                value_column: value_of(change),
+                "assigned_at": change.assigned_at,
             }
-            for c in changes
+            for change in changes[start : start + _CHUNK]
         ]
-        keys = ["workspace_id", "user_property_id", "user_id"]
-        updates = {"value": statement.excluded.value, "assigned_at": statement.excluded.assigned_at}
-    session.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates), rows)
+        session.execute(statement, rows)
