@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
+import httpx2 as httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -56,3 +58,26 @@ def parent(client: TestClient) -> ParentAccount:
 @pytest.fixture
 def tenant(parent: ParentAccount) -> Tenant:
     return parent.put_child("Tenant A", "tenant-a")
+
+
+class AdminApi:
+    """One admin controller (`prefix`) of one workspace, called with one admin API key."""
+
+    prefix = ""
+
+    def __init__(self, client: TestClient, key: str, workspace_id: str) -> None:
+        self.client, self.key, self.workspace_id = client, key, workspace_id
+        self.headers = {"authorization": f"Bearer {key}"}
+
+    def call(self, method: str, path: str = "", **body: Any) -> httpx.Response:
+        """`method` with a JSON body carrying the workspace id."""
+        return self.client.request(
+            method,
+            f"{self.prefix}{path}",
+            json={"workspaceId": self.workspace_id, **body},
+            headers=self.headers,
+        )
+
+    def get(self, path: str = "", **query: Any) -> httpx.Response:
+        params = {"workspaceId": self.workspace_id, **query}
+        return self.client.get(f"{self.prefix}{path}", params=params, headers=self.headers)

@@ -6,35 +6,20 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import httpx2 as httpx
 import pytest
 from starlette.testclient import TestClient
 
-from tests.gateway.api.conftest import ParentAccount, Tenant, admin_key_for
+from tests.gateway.api.conftest import AdminApi, ParentAccount, Tenant, admin_key_for
 
 SMS = {"type": "Sms", "body": "Hi {{ user.firstName }}"}
 EMAIL = {"type": "Email", "from": "hello@acme.test", "subject": "Hi", "body": "<p>Hi</p>"}
 
 
-class Api:
-    def __init__(self, client: TestClient, key: str, workspace_id: str) -> None:
-        self.client, self.workspace_id = client, workspace_id
-        self.headers = {"authorization": f"Bearer {key}"}
-
-    def call(self, method: str, path: str = "", **body: Any) -> httpx.Response:
-        return self.client.request(
-            method,
-            f"/api/admin/content/templates{path}",
-            json={"workspaceId": self.workspace_id, **body},
-            headers=self.headers,
-        )
+class Api(AdminApi):
+    prefix = "/api/admin/content/templates"
 
     def list(self, **query: Any) -> list[dict[str, Any]]:
-        response = self.client.get(
-            "/api/admin/content/templates",
-            params={"workspaceId": self.workspace_id, **query},
-            headers=self.headers,
-        )
+        response = self.get(**query)
         assert response.status_code == 200, response.text
         templates: list[dict[str, Any]] = response.json()["templates"]
         return templates
@@ -141,7 +126,7 @@ def test_delete_by_body_and_by_query(api: Api) -> None:
     assert api.call("DELETE", id=first["id"], type="Sms").status_code == 204
     assert api.call("DELETE", id=first["id"], type="Sms").status_code == 404
     gone = api.client.delete(
-        "/api/admin/content/templates/v2",
+        f"{api.prefix}/v2",
         params={"workspaceId": api.workspace_id, "id": second["id"], "type": "Sms"},
         headers=api.headers,
     )

@@ -13,7 +13,7 @@ import httpx2 as httpx
 from starlette.testclient import TestClient
 
 from engine.assignments import Assignment, write_assignments
-from tests.gateway.api.conftest import ParentAccount, Tenant, admin_key_for
+from tests.gateway.api.conftest import AdminApi, ParentAccount, Tenant, admin_key_for
 
 TRAIT = {
     "entryNode": {"type": "Trait", "id": "1", "path": "plan", "operator": {"type": "Exists"}},
@@ -22,24 +22,10 @@ TRAIT = {
 MANUAL = {"entryNode": {"type": "Manual", "id": "1", "version": 1}, "nodes": []}
 
 
-class Api:
+class Api(AdminApi):
     """The segments endpoints of one workspace, called with one admin key."""
 
-    def __init__(self, client: TestClient, key: str, workspace_id: str) -> None:
-        self.client, self.key, self.workspace_id = client, key, workspace_id
-        self.headers = {"authorization": f"Bearer {key}"}
-
-    def call(self, method: str, path: str = "", **body: Any) -> httpx.Response:
-        return self.client.request(
-            method,
-            f"/api/admin/segments{path}",
-            json={"workspaceId": self.workspace_id, **body},
-            headers=self.headers,
-        )
-
-    def get(self, path: str = "", **query: Any) -> httpx.Response:
-        params = {"workspaceId": self.workspace_id, **query}
-        return self.client.get(f"/api/admin/segments{path}", params=params, headers=self.headers)
+    prefix = "/api/admin/segments"
 
     def put(self, **body: Any) -> dict[str, Any]:
         response = self.call("PUT", **body)

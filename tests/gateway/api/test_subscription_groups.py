@@ -6,29 +6,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import httpx2 as httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 
 from engine.storage.resource_models import Segment
-from tests.gateway.api.conftest import ParentAccount, Tenant
-
-PATH = "/api/admin/subscription-groups"
+from tests.gateway.api.conftest import AdminApi, ParentAccount, Tenant
 
 
-class Api:
-    def __init__(self, client: TestClient, key: str, workspace_id: str) -> None:
-        self.client, self.workspace_id = client, workspace_id
-        self.headers = {"authorization": f"Bearer {key}"}
-
-    def call(self, method: str, **body: Any) -> httpx.Response:
-        return self.client.request(
-            method, PATH, json={"workspaceId": self.workspace_id, **body}, headers=self.headers
-        )
+class Api(AdminApi):
+    prefix = "/api/admin/subscription-groups"
 
     def groups(self) -> dict[str, dict[str, Any]]:
-        response = self.client.get(PATH, params={"workspaceId": self.workspace_id}, headers=self.headers)
+        response = self.get()
         assert response.status_code == 200, response.text
         return {group["name"]: group for group in response.json()}
 

@@ -6,30 +6,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import httpx2 as httpx
 from starlette.testclient import TestClient
 
-from tests.gateway.api.conftest import ParentAccount, Tenant, admin_key_for
+from tests.gateway.api.conftest import AdminApi, ParentAccount, Tenant, admin_key_for
 
 PLAN = {"type": "Trait", "path": "plan"}
 
 
-class Api:
-    def __init__(self, client: TestClient, key: str, workspace_id: str) -> None:
-        self.client, self.workspace_id = client, workspace_id
-        self.headers = {"authorization": f"Bearer {key}"}
-
-    def call(self, method: str, path: str = "", **body: Any) -> httpx.Response:
-        return self.client.request(
-            method,
-            f"/api/admin/user-properties{path}",
-            json={"workspaceId": self.workspace_id, **body},
-            headers=self.headers,
-        )
-
-    def get(self, **query: Any) -> httpx.Response:
-        params = {"workspaceId": self.workspace_id, **query}
-        return self.client.get("/api/admin/user-properties", params=params, headers=self.headers)
+class Api(AdminApi):
+    prefix = "/api/admin/user-properties"
 
     def by_name(self) -> dict[str, dict[str, Any]]:
         return {p["name"]: p for p in self.get().json()["userProperties"]}
