@@ -12,7 +12,7 @@ import uuid
 from sqlalchemy.orm import Session
 
 from engine.credentials import DEFAULT_WRITE_KEY_NAME, get_or_create_write_key
-from engine.storage.models import Secret, Workspace
+from engine.storage.models import Secret, Workspace, WorkspaceType
 from engine.storage.resource_models import (
     ChannelType,
     DefaultEmailProvider,
@@ -92,8 +92,11 @@ def bootstrap_workspace(session: Session, workspace: Workspace) -> None:
     get_or_create_write_key(session, workspace_id, DEFAULT_WRITE_KEY_NAME)
     email_test = _add_providers(session, workspace_id, EmailProvider, EMAIL_PROVIDER_SECRETS)["Test"]
     sms_test = _add_providers(session, workspace_id, SmsProvider, SMS_PROVIDER_SECRETS)["Test"]
-    session.add(DefaultEmailProvider(workspace_id=workspace_id, email_provider_id=email_test))
-    session.add(DefaultSmsProvider(workspace_id=workspace_id, sms_provider_id=sms_test))
+    # A child has no defaults of its own: it sends through its parent's until it chooses
+    # (engine.messaging.provider_settings resolves that fallback).
+    if workspace.type != WorkspaceType.CHILD:
+        session.add(DefaultEmailProvider(workspace_id=workspace_id, email_provider_id=email_test))
+        session.add(DefaultSmsProvider(workspace_id=workspace_id, sms_provider_id=sms_test))
     for seed, channel in (
         ("email-subscription-group", ChannelType.EMAIL),
         ("sms-subscription-group", ChannelType.SMS),

@@ -1,8 +1,8 @@
 """The app factory: builds the Starlette app from `Settings`, with its stores opened in the lifespan.
 
 Importing this module has no side effects. Stores live on `app.state` (`settings`, `sql_engine`,
-`sessions`, `event_store`, `event_writer`). With embedded ClickHouse (chdb) the worker runs in a
-thread of this process, because chdb lets only one process own the data directory.
+`sessions`, `event_store`, `event_writer`, `blob_store`). With embedded ClickHouse (chdb) the worker
+runs in a thread of this process, because chdb lets only one process own the data directory.
 """
 
 from __future__ import annotations
@@ -12,36 +12,49 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
+import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from engine.blob_storage import BlobStore, open_blob_store
 from engine.compute.loop import ComputeProperties
 from engine.event_writer import EventWriter
+from engine.messaging.providers.base import ProviderContext
+from engine.messaging.send import SendServices
 from engine.storage import EventStore, make_engine, make_session_factory, upgrade_database
 from engine.worker import Worker
 from gateway import health
 from gateway.api import (
+    analysis,
     child_workspaces,
     computed_properties,
     content,
     data_sources,
+    deliveries,
     events,
     groups,
+    provider_settings,
+    provider_webhooks,
     public_apps,
     resources,
     segment_webhook,
     segments,
     subscription_groups,
+    subscription_management,
     user_properties,
     users,
+    view_in_browser,
 )
 from gateway.body_limit import BodyLimit
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.paths import STATIC_DIR
 from gateway.settings import Settings
+
+# Connect and read timeouts of provider APIs; a send that times out is retryable.
+PROVIDER_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> Starlette:
@@ -59,7 +72,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         app.state.sessions = make_session_factory(sql_engine)
         app.state.event_store = event_store
         app.state.event_writer = event_writer
+        app.state.blob_store = await anyio.to_thread.run_sync(open_configured_blob_store, settings)
         app.state.compute = ComputeProperties(app.state.sessions, event_store, event_writer.watermark)
+        providers = ProviderContext(httpx.Client(timeout=PROVIDER_TIMEOUT), settings.provider_endpoints)
+        app.state.send_services = SendServices(
+            providers, settings.dashboard_url, app.state.blob_store, settings.secret_key
+        )
         stop = threading.Event()
         worker_thread = None
         if in_process_worker:
@@ -77,6 +95,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             if worker_thread is not None:
                 await anyio.to_thread.run_sync(worker_thread.join)
             await anyio.to_thread.run_sync(event_writer.close)
+            await anyio.to_thread.run_sync(providers.connections.close_all)
+            providers.http.close()
             event_store.close()
             sql_engine.dispose()
 
@@ -98,11 +118,13 @@ def build_routes() -> list[BaseRoute]:
     return [
         *health.routes,
         *public_apps.routes,
+        *view_in_browser.routes,
         *child_workspaces.routes,
         *events.routes,
         *users.routes,
         *groups.routes,
         *segment_webhook.routes,
+        *provider_webhooks.routes,
         *computed_properties.routes,
         *data_sources.routes,
         *segments.routes,
@@ -110,6 +132,10 @@ def build_routes() -> list[BaseRoute]:
         *resources.routes,
         *content.routes,
         *subscription_groups.routes,
+        *deliveries.routes,
+        *analysis.routes,
+        *provider_settings.routes,
+        *subscription_management.routes,
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 
@@ -121,6 +147,20 @@ def open_event_store(settings: Settings) -> EventStore:
         settings.clickhouse_database,
         user=settings.clickhouse_user,
         password=settings.clickhouse_password,
+    )
+
+
+def open_configured_blob_store(settings: Settings) -> BlobStore | None:
+    """Open the blob store ENABLE_BLOB_STORAGE and BLOB_STORAGE_* name, or None when disabled."""
+    blob = settings.blob_storage
+    return open_blob_store(
+        enabled=blob.enabled,
+        data_dir=settings.data_dir,
+        endpoint=blob.endpoint,
+        access_key_id=blob.access_key_id,
+        secret_access_key=blob.secret_access_key,
+        bucket=blob.bucket,
+        region=blob.region,
     )
 
 

@@ -42,7 +42,8 @@ class OpenIdSettings:
 
 @dataclass(frozen=True)
 class BlobStorageSettings:
-    """Dittofeed's BLOB_STORAGE_* variables; disabled means a local directory under the data dir."""
+    """Dittofeed's ENABLE_BLOB_STORAGE and BLOB_STORAGE_*: disabled means no blob storage; enabled with
+    an endpoint or access key means S3, enabled without either a directory under the data dir."""
 
     enabled: bool = False
     endpoint: str | None = None
@@ -83,6 +84,8 @@ class Settings:
     session_ttl_max_seconds: int = 86_400
     allow_write_key_sessions: bool = False
     log_level: str = "INFO"
+    # Provider type -> API base URL, replacing the provider's public one (a regional endpoint, a proxy).
+    provider_endpoints: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def embedded_events(self) -> bool:
@@ -148,6 +151,7 @@ class Settings:
             session_ttl_max_seconds=env.read_int("FEEDGATE_SESSION_TTL_MAX_SECONDS", 86_400, minimum=60),
             allow_write_key_sessions=env.read_bool("FEEDGATE_ALLOW_WRITE_KEY_SESSIONS", False),
             log_level=(env.read_str("FEEDGATE_LOG_LEVEL") or "INFO").upper(),
+            provider_endpoints=env.read_pairs("FEEDGATE_PROVIDER_ENDPOINTS"),
         )
 
 
@@ -192,6 +196,16 @@ class _Environ:
 
     def read_list(self, name: str) -> tuple[str, ...]:
         return tuple(item.strip() for item in (self.read_str(name) or "").split(",") if item.strip())
+
+    def read_pairs(self, name: str) -> dict[str, str]:
+        """`Key=value,Key=value` as a dict."""
+        pairs = {}
+        for item in self.read_list(name):
+            key, equals, value = item.partition("=")
+            if not equals or not key.strip() or not value.strip():
+                raise SettingsError(f"{name} must be a list of Name=value pairs, not {item!r}")
+            pairs[key.strip()] = value.strip()
+        return pairs
 
 
 def _database_url(env: _Environ, data_dir: Path) -> str:

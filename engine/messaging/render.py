@@ -125,8 +125,8 @@ def render_liquid(source: str, context: RenderContext, *, html: bool = False) ->
 
     :raises RenderError: on a syntax error, an undefined variable, or a resource limit.
     """
-    if not source:
-        return ""
+    if "{" not in source:
+        return source  # no tag and no output: nothing to render (most from and reply-to fields)
     reset = CURRENT_CONTEXT.set(context)
     try:
         return _parse(source, html).render(**_variables(context))

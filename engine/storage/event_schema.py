@@ -11,6 +11,33 @@ from __future__ import annotations
 EVENT_TYPE = "Enum8('identify' = 1, 'track' = 2, 'page' = 3, 'screen' = 4, 'group' = 5, 'alias' = 6)"
 _EVENT_TYPE_LITERAL = EVENT_TYPE.replace("'", "\\'")
 
+# A delivery's status (Dittofeed §8.2): the status events, plus the sent event standing for "no status
+# event yet". Values in alphabetical order, so ordering by the enum orders by name as upstream does.
+DELIVERY_STATUS = (
+    "Enum8('DFEmailBounced' = 1, 'DFEmailClicked' = 2, 'DFEmailDelivered' = 3, 'DFEmailDropped' = 4,"
+    " 'DFEmailMarkedSpam' = 5, 'DFEmailOpened' = 6, 'DFInternalMessageSent' = 7, 'DFSmsDelivered' = 8,"
+    " 'DFSmsFailed' = 9)"
+)
+_DELIVERY_STATUS_LITERAL = DELIVERY_STATUS.replace("'", "\\'")
+
+# The delivery_status rows of a set of internal events (one per message they report on).
+_DELIVERY_STATUS_ROWS = f"""
+        SELECT
+            ie.workspace_id AS workspace_id,
+            ie.origin_message_id AS origin_message_id,
+            max((ie.event_time, cityHash64(ie.message_id), CAST(ie.event, '{_DELIVERY_STATUS_LITERAL}')))
+                AS latest,
+            max(ie.event IN ('DFEmailDelivered', 'DFSmsDelivered')) AS delivered,
+            max(ie.event = 'DFEmailOpened') AS opened,
+            max(ie.event = 'DFEmailClicked') AS clicked,
+            max(ie.event IN ('DFEmailBounced', 'DFSmsFailed')) AS bounced
+        FROM {{db}}.internal_events AS ie
+        WHERE ie.event IN ('DFEmailDropped', 'DFEmailDelivered', 'DFEmailOpened', 'DFEmailClicked',
+            'DFEmailBounced', 'DFEmailMarkedSpam', 'DFSmsDelivered', 'DFSmsFailed')
+            AND NOT ie.hidden AND ie.origin_message_id != ''
+        GROUP BY ie.workspace_id, ie.origin_message_id
+"""  # noqa: S608 - constants only
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         f"""
@@ -184,5 +211,29 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ENGINE = MergeTree
         ORDER BY (workspace_id, computed_property_id, step, version, period_to)
         """,
+    ),
+    (
+        # The delivery status of each sent message, kept up to date as status events arrive: the latest
+        # status event by (event_time, then a hash of its message id: a total order, so every merge
+        # order agrees) and the states the message ever reached. Every aggregate is idempotent, so a
+        # status event counted twice (the view racing the backfill below) changes nothing. Hidden
+        # status events are ignored, as upstream's search does.
+        f"""
+        CREATE TABLE IF NOT EXISTS {{db}}.delivery_status (
+            workspace_id LowCardinality(String),
+            origin_message_id String,
+            latest SimpleAggregateFunction(max, Tuple(DateTime64(3, 'UTC'), UInt64, {DELIVERY_STATUS})),
+            delivered SimpleAggregateFunction(max, UInt8),
+            opened SimpleAggregateFunction(max, UInt8),
+            clicked SimpleAggregateFunction(max, UInt8),
+            bounced SimpleAggregateFunction(max, UInt8)
+        )
+        ENGINE = AggregatingMergeTree
+        ORDER BY (workspace_id, origin_message_id)
+        """,
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.delivery_status_mv TO {db}.delivery_status AS"
+        + _DELIVERY_STATUS_ROWS,
+        # Status events stored before this table existed.
+        "INSERT INTO {db}.delivery_status" + _DELIVERY_STATUS_ROWS,
     ),
 )

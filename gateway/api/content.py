@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine.messaging import templates
+from engine.messaging.batch_send import BatchUser, batch_send, send_test_message
+from engine.messaging.emailo import emailo_to_mjml
+from engine.messaging.provider_settings import provider_kind
 from engine.messaging.render import RenderContext, RenderError, render_email_body, render_liquid
+from engine.messaging.send import SendOptions, load_webhook_secrets
 from engine.messaging.template_models import DEFAULT_IDENTIFIER_KEYS, validate_template_definition
 from engine.storage.resource_models import ResourceType
 from gateway.admin_auth import authorize_target
@@ -24,6 +28,7 @@ from gateway.deps import in_transaction
 from gateway.inputs import read_json, read_query, validate
 
 Channel = Literal["Email", "Sms", "Webhook", "MobilePush"]
+MAX_BATCH_USERS = 1_000
 
 
 class _Body(BaseModel):
@@ -71,6 +76,32 @@ class RenderBody(_Body):
     contents: dict[str, RenderContent]
     userProperties: dict[str, Any]
     tags: dict[str, str] | None = None
+
+
+class TestSendBody(_Body):
+    templateId: str
+    channel: Channel
+    userProperties: dict[str, Any]
+    tags: dict[str, str] | None = None
+    provider: str | None = None
+
+
+class BatchUserBody(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    id: str = Field(min_length=1)
+    messageId: str | None = Field(default=None, min_length=1)
+    properties: dict[str, Any] = {}
+    context: dict[str, Any] | None = None
+
+
+class BatchSendBody(_Body):
+    templateId: str
+    channel: Literal["Email", "Sms", "Webhook"]
+    provider: str | None = None
+    subscriptionGroupId: str | None = None
+    users: list[BatchUserBody] = Field(max_length=MAX_BATCH_USERS)
+    context: dict[str, Any] | None = None
 
 
 class ListQuery(BaseModel):
@@ -161,7 +192,14 @@ def content_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
                 user={"id": "", **body.userProperties},
                 subscription_group_id=body.subscriptionGroupId,
                 identifier_key=DEFAULT_IDENTIFIER_KEYS.get(body.channel),
-                secrets=templates.load_render_secrets(session, workspace.id),
+                secrets={
+                    **templates.load_render_secrets(session, workspace.id),
+                    **(
+                        load_webhook_secrets(session, workspace.id, masked=True)
+                        if body.channel == "Webhook"
+                        else {}
+                    ),
+                },
                 tags=body.tags or {},
                 is_preview=True,
                 base_url=request.app.state.settings.dashboard_url,
@@ -170,6 +208,58 @@ def content_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
 
         return JSONResponse({"contents": await in_transaction(request, read)})
 
+    async def test(request: Request) -> JSONResponse:
+        raw = await read_json(request)
+        body = validate(TestSendBody, raw)
+        if body.provider is not None and body.channel != "Webhook":
+            provider_kind(body.channel, body.provider, field="body/provider")
+
+        def send(session: Session) -> dict[str, Any]:
+            workspace = authorize(request, session, raw)
+            result = send_test_message(
+                session,
+                request.app.state.send_services,
+                workspace.id,
+                body.templateId,
+                body.channel,
+                body.userProperties,
+                provider_override=body.provider if body.channel != "Webhook" else None,
+                tags=body.tags,
+            )
+            if result.type == "Success":
+                return {"type": "Ok", "value": result.variant}
+            return {"type": "Err", "err": _suggestions(result.variant, result.error)}
+
+        return JSONResponse(await in_transaction(request, send))
+
+    async def batch(request: Request) -> JSONResponse:
+        raw = await read_json(request)
+        body = validate(BatchSendBody, raw)
+        if body.provider is not None and body.channel != "Webhook":
+            provider_kind(body.channel, body.provider, field="body/provider")
+        options = SendOptions(
+            template_id=body.templateId,
+            channel=body.channel,
+            subscription_group_id=body.subscriptionGroupId,
+            provider_override=body.provider if body.channel != "Webhook" else None,
+        )
+        users = [BatchUser(u.id, u.properties, u.messageId, u.context) for u in body.users]
+
+        def send(session: Session) -> list[dict[str, Any]]:
+            workspace = authorize(request, session, raw)
+            return batch_send(
+                session,
+                request.app.state.send_services,
+                request.app.state.event_store,
+                request.app.state.event_writer.write,
+                workspace.id,
+                options,
+                users,
+                context=body.context,
+            )
+
+        return JSONResponse({"results": await in_transaction(request, send)})
+
     base = f"{prefix}/templates"
     return [
         Route(base, list_all, methods=["GET"], name=f"{name}:list"),
@@ -177,17 +267,41 @@ def content_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
         Route(base, delete, methods=["DELETE"], name=f"{name}:delete"),
         Route(f"{base}/reset", reset, methods=["PUT"], name=f"{name}:reset"),
         Route(f"{base}/render", render, methods=["POST"], name=f"{name}:render"),
+        Route(f"{base}/test", test, methods=["POST"], name=f"{name}:test"),
+        Route(f"{base}/batch-send", batch, methods=["POST"], name=f"{name}:batch_send"),
         Route(f"{base}/v2", delete_by_query, methods=["DELETE"], name=f"{name}:delete_v2"),
     ]
 
 
+def _suggestions(variant: dict[str, Any], error: str | None) -> dict[str, Any]:
+    """Upstream's test-send error shape: human suggestions, and the provider's answer when there is one."""
+    kind = variant.get("type")
+    if error is not None:
+        suggestions = [f"The provider could not be reached: {error}. Try again."]
+    elif kind == "MissingIdentifier":
+        suggestions = [f"Give the test user a value for the user property {variant.get('identifierKey')}."]
+    elif kind == "MessageTemplateRenderError":
+        suggestions = [f"The template's {variant.get('field')} does not render: {variant.get('error')}"]
+    elif kind == "MessageServiceProviderNotFound":
+        suggestions = ["Configure a provider for this channel, or choose one."]
+    elif kind in ("MessageServiceProviderMisconfigured", "MessageTemplateMisconfigured"):
+        suggestions = [str(variant.get("message") or "Check the provider's settings.")]
+    else:
+        suggestions = ["The provider refused the message."]
+    err: dict[str, Any] = {"suggestions": suggestions}
+    provider = variant.get("provider") if isinstance(variant.get("provider"), dict) else None
+    if provider is not None or kind == "Webhook":
+        err["responseData"] = provider if provider is not None else variant
+    return err
+
+
 def _render_one(content: RenderContent, context: RenderContext) -> dict[str, Any]:
     """One entry of a render response: each is rendered on its own, and its error stays its own."""
-    if content.type == "Emailo":
-        return {"type": "Err", "err": "LowCode (Emailo) documents cannot be rendered yet"}
-    if not isinstance(content.value, str):
-        return {"type": "Err", "err": "value must be a string"}
     try:
+        if content.type == "Emailo":
+            return {"type": "Ok", "value": render_email_body(emailo_to_mjml(content.value), context)}
+        if not isinstance(content.value, str):
+            return {"type": "Err", "err": "value must be a string"}
         if content.type == "Mjml":
             return {"type": "Ok", "value": render_email_body(content.value, context)}
         return {"type": "Ok", "value": render_liquid(content.value, context)}

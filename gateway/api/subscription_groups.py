@@ -1,4 +1,5 @@
-"""`subscription-groups`: list, upsert and delete subscription groups (Dittofeed §6.9).
+"""`subscription-groups`: list, upsert and delete subscription groups, set users' subscriptions and
+upload them as CSV (Dittofeed §6.9).
 
 `subscription_group_routes` builds the handlers for one mount; `routes` is the admin mount (admin API
 key, `/api/admin/subscription-groups`).
@@ -8,13 +9,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.messaging import subscription_groups
+from engine.errors import InvalidInput
+from engine.messaging import subscription_csv, subscription_groups, subscriptions
 from engine.storage.resource_models import ChannelType, SubscriptionGroupType
 from gateway.admin_auth import authorize_target
 from gateway.api.data_sources import Authorize
@@ -37,6 +40,17 @@ class UpsertBody(_Body):
 
 class DeleteBody(_Body):
     id: str
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    userId: str = Field(min_length=1)
+    changes: dict[str, bool]
+
+
+class AssignmentsBody(_Body):
+    userUpdates: list[UserUpdate]
 
 
 def subscription_group_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Route]:
@@ -82,11 +96,66 @@ def subscription_group_routes(prefix: str, authorize: Authorize, *, name: str) -
         await in_transaction(request, remove)
         return Response(status_code=204)
 
+    async def set_assignments(request: Request) -> Response:
+        raw = await read_json(request)
+        body = validate(AssignmentsBody, raw)
+        updates = [subscriptions.SubscriptionUpdate(u.userId, u.changes) for u in body.userUpdates]
+
+        def write(session: Session) -> None:
+            workspace = authorize(request, session, raw)
+            subscriptions.update_subscriptions(
+                session,
+                request.app.state.event_writer.write,
+                request.app.state.event_store,
+                workspace.id,
+                updates,
+                field="body/userUpdates/changes",
+            )
+
+        await in_transaction(request, write)
+        return Response(status_code=200)
+
+    async def upload_csv(request: Request) -> Response:
+        group_id = request.headers.get(subscription_csv.GROUP_HEADER)
+        if not group_id:
+            raise InvalidInput(
+                f"headers must have required property '{subscription_csv.GROUP_HEADER}'",
+                field=subscription_csv.GROUP_HEADER,
+            )
+        data = await _uploaded_file(request)
+
+        def write(session: Session) -> None:
+            workspace = authorize(request, session, None)
+            # Parsed only once the caller may write here, as upstream orders its answers.
+            rows = subscription_csv.parse_subscription_csv(data)
+            subscription_csv.apply_subscription_csv(
+                session,
+                request.app.state.event_writer.write,
+                request.app.state.event_store,
+                workspace.id,
+                group_id,
+                rows,
+            )
+
+        await in_transaction(request, write)
+        return Response(status_code=200)
+
     return [
         Route(prefix, list_all, methods=["GET"], name=f"{name}:list"),
         Route(prefix, upsert, methods=["PUT"], name=f"{name}:upsert"),
         Route(prefix, delete, methods=["DELETE"], name=f"{name}:delete"),
+        Route(f"{prefix}/assignments", set_assignments, methods=["PUT"], name=f"{name}:assignments"),
+        Route(f"{prefix}/upload-csv", upload_csv, methods=["POST"], name=f"{name}:upload_csv"),
     ]
+
+
+async def _uploaded_file(request: Request) -> bytes:
+    """The first file of a multipart body. :raises InvalidInput: there is none (upstream's wording)."""
+    async with request.form() as form:
+        for _, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                return await value.read()
+    raise InvalidInput("missing file", field="file")
 
 
 routes = subscription_group_routes(

@@ -1,8 +1,9 @@
-"""`/api/admin/users`: list, count and delete users (Dittofeed §6.8), authorised by an admin key."""
+"""`/api/admin/users`: list, count and delete users, and one user's subscriptions (Dittofeed §6.8),
+authorised by an admin key."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
@@ -11,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine import users
+from engine.messaging.subscriptions import user_subscriptions
 from gateway.admin_auth import authorize_target
 from gateway.deps import in_transaction
 from gateway.inputs import read_json, read_query, validate
@@ -66,6 +68,13 @@ class GetUsersBody(UserFilterBody):
     sortOrder: Literal["asc", "desc"] = "asc"
 
 
+class UserQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    workspaceId: str
+    userId: str = Field(min_length=1)
+
+
 class DeleteUsersBody(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
@@ -106,6 +115,24 @@ async def count_users(request: Request) -> JSONResponse:
     return JSONResponse({"userCount": await in_transaction(request, count)})
 
 
+async def get_subscriptions(request: Request) -> JSONResponse:
+    query = read_query(request, UserQuery)
+
+    def read(session: Session) -> dict[str, Any]:
+        workspace = authorize_target(request, session, None)
+        groups = user_subscriptions(session, workspace.id, query.userId)
+        return {
+            "workspaceId": workspace.id,
+            "userId": query.userId,
+            "subscriptionGroups": [
+                {"id": g.id, "name": g.name, "isSubscribed": g.subscribed, "channel": g.channel}
+                for g in groups
+            ],
+        }
+
+    return JSONResponse(await in_transaction(request, read))
+
+
 async def delete_users(request: Request) -> Response:
     raw = await read_json(request)
     return await _delete(request, validate(DeleteUsersBody, raw), raw)
@@ -129,6 +156,7 @@ routes = [
     Route("/api/admin/users", get_users, methods=["POST"], name="users:list"),
     Route("/api/admin/users/", get_users, methods=["POST"], name="users:list/"),
     Route("/api/admin/users/count", count_users, methods=["POST"], name="users:count"),
+    Route("/api/admin/users/subscriptions", get_subscriptions, methods=["GET"], name="users:subscriptions"),
     Route("/api/admin/users", delete_users, methods=["DELETE"], name="users:delete"),
     Route("/api/admin/users/", delete_users, methods=["DELETE"], name="users:delete/"),
     Route("/api/admin/users/v2", delete_users_by_query, methods=["DELETE"], name="users:delete_v2"),

@@ -36,6 +36,9 @@ ADMIN_CALLS: dict[str, AdminCall] = {
     "DELETE users": lambda c, key, w: c.request(
         "DELETE", "/api/admin/users", json={"workspaceId": w, "userIds": ["nobody"]}, headers=_auth(key)
     ),
+    "GET users/subscriptions": lambda c, key, w: c.get(
+        "/api/admin/users/subscriptions", params={"workspaceId": w, "userId": "u"}, headers=_auth(key)
+    ),
     "GET groups/users": lambda c, key, w: c.get(
         "/api/admin/groups/users", params={"workspaceId": w, "groupId": "g"}, headers=_auth(key)
     ),
@@ -44,6 +47,19 @@ ADMIN_CALLS: dict[str, AdminCall] = {
     ),
     "GET settings/data-sources": lambda c, key, w: c.get(
         "/api/admin/settings/data-sources", params={"workspaceId": w}, headers=_auth(key)
+    ),
+    "GET settings/email-providers": lambda c, key, w: c.get(
+        "/api/admin/settings/email-providers", params={"workspaceId": w}, headers=_auth(key)
+    ),
+    "PUT settings/sms-providers/default": lambda c, key, w: c.put(
+        "/api/admin/settings/sms-providers/default",
+        json={"workspaceId": w, "smsProvider": "Test"},
+        headers=_auth(key),
+    ),
+    "POST content/templates/batch-send": lambda c, key, w: c.post(
+        "/api/admin/content/templates/batch-send",
+        json={"workspaceId": w, "templateId": "t", "channel": "Email", "users": []},
+        headers=_auth(key),
     ),
     "GET workspaces": lambda c, key, w: c.get(
         "/api-l/admin/workspaces/", params={"workspaceId": w}, headers=_auth(key)
@@ -63,6 +79,21 @@ ADMIN_CALLS: dict[str, AdminCall] = {
     "GET subscription-groups": lambda c, key, w: c.get(
         "/api/admin/subscription-groups", params={"workspaceId": w}, headers=_auth(key)
     ),
+    "PUT subscription-groups/assignments": lambda c, key, w: c.put(
+        "/api/admin/subscription-groups/assignments",
+        json={"workspaceId": w, "userUpdates": []},
+        headers=_auth(key),
+    ),
+    "POST subscription-groups/upload-csv": lambda c, key, w: c.post(
+        "/api/admin/subscription-groups/upload-csv",
+        files={"file": ("s.csv", b"id\n", "text/csv")},
+        # Every workspace's bootstrap email group has this id (§1.1); the file names no one.
+        headers={
+            **_auth(key),
+            "df-workspace-id": w,
+            "df-subscription-group-id": str(uuid.uuid5(uuid.UUID(w), "email-subscription-group")),
+        },
+    ),
     "GET content/templates": lambda c, key, w: c.get(
         "/api/admin/content/templates", params={"workspaceId": w}, headers=_auth(key)
     ),
@@ -70,6 +101,28 @@ ADMIN_CALLS: dict[str, AdminCall] = {
         "/api/admin/content/templates/reset",
         json={"workspaceId": w, "name": "isolation", "type": "Sms"},
         headers=_auth(key),
+    ),
+    "GET deliveries": lambda c, key, w: c.get(
+        "/api/admin/deliveries", params={"workspaceId": w}, headers=_auth(key)
+    ),
+    "GET deliveries/count": lambda c, key, w: c.get(
+        "/api/admin/deliveries/count", params={"workspaceId": w}, headers=_auth(key)
+    ),
+    "GET deliveries/download": lambda c, key, w: c.get(
+        "/api/admin/deliveries/download", params={"workspaceId": w}, headers=_auth(key)
+    ),
+    "GET analysis/chart-data": lambda c, key, w: c.get(
+        "/api/admin/analysis/chart-data",
+        params={"workspaceId": w, "startDate": "2026-01-01T00:00:00Z", "endDate": "2026-01-02T00:00:00Z"},
+        headers=_auth(key),
+    ),
+    "GET analysis/summary": lambda c, key, w: c.get(
+        "/api/admin/analysis/summary",
+        params={"workspaceId": w, "startDate": "2026-01-01T00:00:00Z", "endDate": "2026-01-02T00:00:00Z"},
+        headers=_auth(key),
+    ),
+    "GET analysis/journey-stats": lambda c, key, w: c.get(
+        "/api/admin/analysis/journey-stats", params={"workspaceId": w, "journeyId": "j"}, headers=_auth(key)
     ),
 }
 

@@ -246,3 +246,49 @@ def test_a_childs_key_cannot_read_or_delete_a_siblings_users(directory: Director
     )
     assert response.status_code == 401
     assert directory.count() == 5
+
+
+def _subscriptions(directory: Directory, user: str, key: str | None = None) -> Any:
+    return directory.client.get(
+        "/api/admin/users/subscriptions",
+        params={"workspaceId": directory.tenant.id, "userId": user},
+        headers={"authorization": f"Bearer {key or directory.parent.admin_key}"},
+    )
+
+
+def test_a_users_subscriptions_follow_group_defaults_and_changes(directory: Directory) -> None:
+    changed = directory.client.put(
+        "/api/admin/subscription-groups/assignments",
+        json={
+            "workspaceId": directory.tenant.id,
+            "userUpdates": [{"userId": "u3", "changes": {directory.email_group_id: False}}],
+        },
+        headers={"authorization": f"Bearer {directory.parent.admin_key}"},
+    )
+    assert changed.status_code == 200
+    body = _subscriptions(directory, "u3").json()
+    assert body["workspaceId"] == directory.tenant.id and body["userId"] == "u3"
+    by_channel = {group["channel"]: group for group in body["subscriptionGroups"]}
+    assert set(by_channel) == {"Email", "Sms"}
+    assert by_channel["Email"] == {
+        "id": directory.email_group_id,
+        "name": "Tenant A - Email",
+        "isSubscribed": False,
+        "channel": "Email",
+    }
+    assert by_channel["Sms"]["isSubscribed"] is True
+    assert [g["isSubscribed"] for g in _subscriptions(directory, "u4").json()["subscriptionGroups"]] == [
+        True,
+        True,
+    ]
+
+
+def test_a_users_subscriptions_need_a_user_and_a_key_of_the_workspace(directory: Directory) -> None:
+    missing = directory.client.get(
+        "/api/admin/users/subscriptions",
+        params={"workspaceId": directory.tenant.id},
+        headers={"authorization": f"Bearer {directory.parent.admin_key}"},
+    )
+    assert missing.status_code == 400 and "querystring/userId" in missing.json()["message"]
+    sibling_key = admin_key_for(directory.client, directory.parent.put_child("Sibling", "sib").id)
+    assert _subscriptions(directory, "u1", key=sibling_key).status_code == 401
