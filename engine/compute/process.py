@@ -127,6 +127,9 @@ def _upsert(session: Session, kind: Kind, changes: Sequence[AssignmentChange]) -
     statement = insert.on_conflict_do_update(
         index_elements=["workspace_id", property_column, "user_id"],
         set_={value_column: insert.excluded[value_column], "assigned_at": insert.excluded.assigned_at},
+        # Latest assignment wins, as in ClickHouse: a copy that began before an immediate write (a
+        # subscription change) must not put the older value back.
+        where=table.c.assigned_at <= insert.excluded.assigned_at,
     )
     for start in range(0, len(changes), _CHUNK):
         rows = [

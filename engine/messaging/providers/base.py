@@ -23,6 +23,18 @@ from engine.messaging.providers.access_tokens import TokenCache
 ProviderDetails = dict[str, Any]
 """The `variant.provider` object of a send result, e.g. {"type": "SendGrid", "messageId": "…"}."""
 
+# The tags providers carry back in their status webhooks (Dittofeed's MESSAGE_METADATA_FIELDS).
+MESSAGE_METADATA_FIELDS = (
+    "workspaceId",
+    "broadcastId",
+    "journeyId",
+    "runId",
+    "messageId",
+    "userId",
+    "templateId",
+    "nodeId",
+)
+
 
 @dataclass(frozen=True)
 class Attachment:

@@ -12,23 +12,12 @@ from typing import Any, NoReturn
 import httpx
 
 from engine.messaging.providers.base import (
+    MESSAGE_METADATA_FIELDS,
     ProviderContext,
     ProviderDetails,
     ProviderMisconfigured,
     ProviderRejected,
     ProviderUnavailable,
-)
-
-# The tags providers carry back in their status webhooks (Dittofeed's MESSAGE_METADATA_FIELDS).
-MESSAGE_METADATA_FIELDS = (
-    "workspaceId",
-    "broadcastId",
-    "journeyId",
-    "runId",
-    "messageId",
-    "userId",
-    "templateId",
-    "nodeId",
 )
 
 _ADDRESS_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')

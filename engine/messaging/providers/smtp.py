@@ -8,10 +8,17 @@ code 5xx refuses the message for good; a 4xx, a dropped connection or a timeout 
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 import ssl
 from collections.abc import Mapping
-from email.message import EmailMessage as MimeMessage
+from email import encoders
+from email.header import Header
+from email.message import Message
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
 from email.utils import formataddr, make_msgid
 from typing import Any
 
@@ -28,31 +35,55 @@ from engine.messaging.providers.base import (
 SMTP = "Smtp"
 TIMEOUT_SECONDS = 30.0
 IMPLICIT_TLS_PORT = 465
+# Lines up to RFC 5322's limit, so a List-Unsubscribe URL stays on its header's line.
+_POLICY = compat32.clone(max_line_length=998)
+# RFC 5322 field names: printable ASCII but the colon.
+_HEADER_NAME = re.compile(r"[!-9;-~]+")
 
 
-def build_mime(message: EmailMessage) -> MimeMessage:
-    """The message as MIME: an HTML body, custom headers, and each attachment as its own part."""
-    mime = MimeMessage()
-    mime["From"] = formataddr((message.name, message.from_address)) if message.name else message.from_address
-    mime["To"] = message.to
+def _header(value: str) -> str:
+    # A line break in a value would start a header of the sender's choosing (header injection).
+    value = value.replace("\r", " ").replace("\n", " ")
+    return value if value.isascii() else Header(value, "utf-8").encode()
+
+
+def build_mime(message: EmailMessage) -> Message:
+    """The message as MIME: an HTML body, custom headers, and each attachment as its own part.
+
+    Built with the standard library's legacy (compat32) classes, which are several times faster than
+    the `email.policy.default` ones for the same bytes on the wire.
+
+    :raises ProviderRejected: a custom header name that is not a header name.
+    """
+    html = MIMEText(message.body, "html", "utf-8", policy=_POLICY)
+    mime: Message = html
+    if message.attachments:
+        mime = MIMEMultipart("mixed", policy=_POLICY)
+        mime.attach(html)
+        for attachment in message.attachments:
+            maintype, _, subtype = attachment.mime_type.partition("/")
+            part = MIMEBase(maintype or "application", subtype or "octet-stream")
+            part.set_payload(attachment.data)
+            encoders.encode_base64(part)
+            part.add_header("Content-Disposition", "attachment", filename=("utf-8", "", attachment.name))
+            mime.attach(part)
+    sender = (
+        formataddr((message.name, message.from_address), "utf-8") if message.name else message.from_address
+    )
+    mime["From"] = _header(sender)
+    mime["To"] = _header(message.to)
     if message.cc:
-        mime["Cc"] = ", ".join(message.cc)
+        mime["Cc"] = _header(", ".join(message.cc))
     if message.reply_to:
-        mime["Reply-To"] = message.reply_to
-    mime["Subject"] = message.subject
-    domain = message.from_address.rpartition("@")[2] or None
-    mime["Message-ID"] = make_msgid(domain=domain)
-    for name, value in message.headers.items():
-        mime[name] = value
-    mime.set_content(message.body, subtype="html")
-    for attachment in message.attachments:
-        maintype, _, subtype = attachment.mime_type.partition("/")
-        mime.add_attachment(
-            attachment.data,
-            maintype=maintype or "application",
-            subtype=subtype or "octet-stream",
-            filename=attachment.name,
-        )
+        mime["Reply-To"] = _header(message.reply_to)
+    mime["Subject"] = _header(message.subject)
+    mime["Message-ID"] = make_msgid(domain=message.from_address.rpartition("@")[2] or None)
+    for header, value in message.headers.items():
+        if not _HEADER_NAME.fullmatch(header):
+            raise ProviderRejected(
+                "invalid header name", {"type": SMTP, "message": f"invalid header name {header!r}"}
+            )
+        mime[header] = _header(value)
     return mime
 
 

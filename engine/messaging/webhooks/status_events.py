@@ -19,18 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.events import EventRow, build_rows
-
-# The send's tags that a status event carries over (Dittofeed's MESSAGE_METADATA_FIELDS).
-METADATA_TAGS = (
-    "workspaceId",
-    "broadcastId",
-    "journeyId",
-    "runId",
-    "messageId",
-    "userId",
-    "templateId",
-    "nodeId",
-)
+from engine.messaging.providers.base import MESSAGE_METADATA_FIELDS
 
 # ISO 8601 with any number of fractional digits (Postmark sends seven, Resend six).
 _ISO_TIME = re.compile(
@@ -72,7 +61,9 @@ def pick_tags(source: Mapping[str, Any]) -> dict[str, str]:
     """The metadata tags present in `source` as non-empty strings; anything else a sender put there is
     ignored."""
     return {
-        name: source[name] for name in METADATA_TAGS if isinstance(source.get(name), str) and source[name]
+        name: value
+        for name in MESSAGE_METADATA_FIELDS
+        if isinstance(value := source.get(name), str) and value
     }
 
 

@@ -4,7 +4,7 @@ once, even when a listener fails."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -132,3 +132,20 @@ def test_deleting_users_or_the_segment_removes_the_copies(history: History, paid
     with history.sessions.begin() as session:
         session.delete(session.get_one(Segment, paid))
     assert _copies(history.sessions, paid) == {}
+
+
+def test_a_copy_never_puts_back_a_value_older_than_the_one_stored(history: History, paid: str) -> None:
+    assert history.sessions is not None
+    history.identify("ann", plan="paid")
+    _compute(history, NOW)
+    later = datetime(2100, 1, 1, tzinfo=UTC)  # an immediate write (a subscription change) made after
+    with history.sessions.begin() as session:
+        copy = session.get(SegmentAssignment, (history.workspace_id, paid, "ann"))
+        assert copy is not None
+        copy.assigned_at = later
+
+    history.clock = NOW + timedelta(seconds=1, milliseconds=500)
+    history.identify("ann", at=NOW + timedelta(seconds=1), plan="free")
+    _compute(history, NOW + timedelta(seconds=2))
+
+    assert _copies(history.sessions, paid) == {"ann": True}

@@ -110,3 +110,21 @@ def test_a_refused_recipient_is_a_rejection_with_the_servers_reply(
 def test_unusable_configurations_are_misconfigured(context: ProviderContext, config: dict[str, str]) -> None:
     with pytest.raises(ProviderMisconfigured):
         build_smtp(config, context)
+
+
+def test_a_line_break_in_a_header_value_cannot_add_a_header(context: ProviderContext, sink: SmtpSink) -> None:
+    provider = build_smtp({"type": "Smtp", "host": "127.0.0.1", "port": str(sink.port)}, context)
+    provider.send_email(message(subject="Hi\r\nBcc: evil@example.com", headers={"X-Tag": "a\nX-Evil: 1"}))
+    (received,) = sink.received
+    assert received.rcpt_tos == ["ada@example.com"]
+    assert (received.message["Bcc"], received.message["X-Evil"]) == (None, None)
+    assert received.message["Subject"] == "Hi  Bcc: evil@example.com"
+
+
+def test_a_custom_header_name_that_is_no_header_name_is_refused(
+    context: ProviderContext, sink: SmtpSink
+) -> None:
+    provider = build_smtp({"type": "Smtp", "host": "127.0.0.1", "port": str(sink.port)}, context)
+    with pytest.raises(ProviderRejected):
+        provider.send_email(message(headers={"Bad Name:": "x"}))
+    assert sink.received == []
