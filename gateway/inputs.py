@@ -10,6 +10,7 @@ import uuid
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from engine.clickhouse_json import reject_json_constant
@@ -29,6 +30,15 @@ async def read_json(request: Request) -> Any:
         raise InvalidInput(f"body is not valid JSON: {error}", field="body") from None
     except RecursionError:
         raise InvalidInput("body is nested too deeply", field="body") from None
+
+
+async def read_uploaded_file(request: Request) -> bytes:
+    """The first file of a multipart body. :raises InvalidInput: there is none (upstream's wording)."""
+    async with request.form() as form:
+        for _, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                return await value.read()
+    raise InvalidInput("missing file", field="file")
 
 
 def validate(model: type[Model], data: Any, *, where: str = "body") -> Model:

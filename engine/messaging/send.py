@@ -42,12 +42,12 @@ from engine.messaging.providers.base import (
 )
 from engine.messaging.providers.webhook import send_webhook
 from engine.messaging.render import RenderContext
-from engine.messaging.subscriptions import Action, subscription_action, subscription_actions
+from engine.messaging.subscriptions import Action, may_send, subscription_action, subscription_actions
 from engine.messaging.template_models import DEFAULT_IDENTIFIER_KEYS
 from engine.messaging.templates import load_render_secrets
 from engine.messaging.view_in_browser import store_email_body
 from engine.storage.models import Secret, Workspace
-from engine.storage.resource_models import MessageTemplate, SubscriptionGroup, SubscriptionGroupType
+from engine.storage.resource_models import MessageTemplate, SubscriptionGroup
 
 SENT = "DFInternalMessageSent"
 FAILURE = "DFMessageFailure"
@@ -240,10 +240,7 @@ class MessagePlan:
             action = self._actions.get(user_id)
         else:
             action = subscription_action(session, self.workspace_id, self.group.id, user_id)
-        subscribed = action == "Subscribe" or (
-            action is None and self.group.type == SubscriptionGroupType.OPT_OUT
-        )
-        if subscribed:
+        if may_send(self.group.type, action):
             return None
         variant = {
             "type": "SubscriptionState",

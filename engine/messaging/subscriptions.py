@@ -90,9 +90,13 @@ def is_subscribed(session: Session, workspace_id: str, group: SubscriptionGroup,
     """
     if group.workspace_id != workspace_id:
         raise NotFound("Subscription group not found")
-    action = subscription_action(session, workspace_id, group.id, user_id)
+    return may_send(group.type, subscription_action(session, workspace_id, group.id, user_id))
+
+
+def may_send(group_type: SubscriptionGroupType, action: Action | None) -> bool:
+    """The gating rule of §7.5: a choice decides; without one, opt-out groups send and opt-in ones do not."""
     if action is None:
-        return group.type == SubscriptionGroupType.OPT_OUT
+        return group_type == SubscriptionGroupType.OPT_OUT
     return action == "Subscribe"
 
 

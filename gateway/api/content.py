@@ -211,8 +211,7 @@ def content_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
     async def test(request: Request) -> JSONResponse:
         raw = await read_json(request)
         body = validate(TestSendBody, raw)
-        if body.provider is not None and body.channel != "Webhook":
-            provider_kind(body.channel, body.provider, field="body/provider")
+        provider_override = _provider_override(body.channel, body.provider)
 
         def send(session: Session) -> dict[str, Any]:
             workspace = authorize(request, session, raw)
@@ -223,7 +222,7 @@ def content_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
                 body.templateId,
                 body.channel,
                 body.userProperties,
-                provider_override=body.provider if body.channel != "Webhook" else None,
+                provider_override=provider_override,
                 tags=body.tags,
             )
             if result.type == "Success":
@@ -235,13 +234,12 @@ def content_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
     async def batch(request: Request) -> JSONResponse:
         raw = await read_json(request)
         body = validate(BatchSendBody, raw)
-        if body.provider is not None and body.channel != "Webhook":
-            provider_kind(body.channel, body.provider, field="body/provider")
+        provider_override = _provider_override(body.channel, body.provider)
         options = SendOptions(
             template_id=body.templateId,
             channel=body.channel,
             subscription_group_id=body.subscriptionGroupId,
-            provider_override=body.provider if body.channel != "Webhook" else None,
+            provider_override=provider_override,
         )
         users = [BatchUser(u.id, u.properties, u.messageId, u.context) for u in body.users]
 
@@ -271,6 +269,17 @@ def content_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
         Route(f"{base}/batch-send", batch, methods=["POST"], name=f"{name}:batch_send"),
         Route(f"{base}/v2", delete_by_query, methods=["DELETE"], name=f"{name}:delete_v2"),
     ]
+
+
+def _provider_override(channel: str, provider: str | None) -> str | None:
+    """The provider type a send asks for, checked against the channel; webhooks have no provider.
+
+    :raises InvalidInput: naming body/provider, when the type is not one of the channel's.
+    """
+    if provider is None or channel == "Webhook":
+        return None
+    provider_kind(channel, provider, field="body/provider")
+    return provider
 
 
 def _suggestions(variant: dict[str, Any], error: str | None) -> dict[str, Any]:

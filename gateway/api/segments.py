@@ -13,7 +13,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -26,7 +25,7 @@ from engine.storage.resource_models import ComputedPropertyStatus, ResourceType
 from gateway.admin_auth import authorize_target
 from gateway.api.data_sources import Authorize
 from gateway.deps import in_transaction
-from gateway.inputs import read_json, read_query, validate
+from gateway.inputs import read_json, read_query, read_uploaded_file, validate
 
 Status = Literal["NotStarted", "Running", "Paused"]
 # Values of `df-manual-segment-append` that mean "append" rather than "replace".
@@ -211,7 +210,7 @@ def segment_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
         if not segment_id:
             raise InvalidInput("headers must have required property 'df-segment-id'", field="df-segment-id")
         append = request.headers.get("df-manual-segment-append", "").lower() in APPEND_VALUES
-        data = await _uploaded_file(request)
+        data = await read_uploaded_file(request)
         # Refused after the segment is checked, as upstream orders its answers.
         problem: segment_files.CsvUploadError | None = None
         users: list[segment_files.UploadedUser] = []
@@ -276,15 +275,6 @@ def segment_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
             f"{prefix}/manual-segment/status", manual_status, methods=["GET"], name=f"{name}:manual_status"
         ),
     ]
-
-
-async def _uploaded_file(request: Request) -> bytes:
-    """The first file of a multipart body. :raises InvalidInput: there is none (upstream's wording)."""
-    async with request.form() as form:
-        for _, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                return await value.read()
-    raise InvalidInput("missing file", field="file")
 
 
 routes = segment_routes("/api/admin/segments", authorize_target, name="admin:segments")

@@ -11,7 +11,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -22,7 +21,7 @@ from engine.storage.resource_models import ChannelType, SubscriptionGroupType
 from gateway.admin_auth import authorize_target
 from gateway.api.data_sources import Authorize
 from gateway.deps import in_transaction
-from gateway.inputs import read_json, read_query, validate
+from gateway.inputs import read_json, read_query, read_uploaded_file, validate
 
 
 class _Body(BaseModel):
@@ -122,7 +121,7 @@ def subscription_group_routes(prefix: str, authorize: Authorize, *, name: str) -
                 f"headers must have required property '{subscription_csv.GROUP_HEADER}'",
                 field=subscription_csv.GROUP_HEADER,
             )
-        data = await _uploaded_file(request)
+        data = await read_uploaded_file(request)
 
         def write(session: Session) -> None:
             workspace = authorize(request, session, None)
@@ -147,15 +146,6 @@ def subscription_group_routes(prefix: str, authorize: Authorize, *, name: str) -
         Route(f"{prefix}/assignments", set_assignments, methods=["PUT"], name=f"{name}:assignments"),
         Route(f"{prefix}/upload-csv", upload_csv, methods=["POST"], name=f"{name}:upload_csv"),
     ]
-
-
-async def _uploaded_file(request: Request) -> bytes:
-    """The first file of a multipart body. :raises InvalidInput: there is none (upstream's wording)."""
-    async with request.form() as form:
-        for _, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                return await value.read()
-    raise InvalidInput("missing file", field="file")
 
 
 routes = subscription_group_routes(

@@ -15,6 +15,7 @@ no scripts) and sent with a policy that forbids loading anything else and framin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Literal
@@ -112,14 +113,7 @@ async def update_user_subscriptions(request: Request) -> Response:
             identifier_key=body.identifierKey,
             user_hash=body.hash,
         )
-        subscriptions.update_user_subscriptions(
-            session,
-            request.app.state.event_writer.write,
-            request.app.state.event_store,
-            workspace_id,
-            user_id,
-            body.changes,
-        )
+        _apply_changes(request, session, workspace_id, user_id, body.changes)
 
     await in_transaction(request, write)
     return Response(status_code=204)
@@ -161,14 +155,7 @@ async def submit_page(request: Request) -> Response:
             return "previewSubmitted"
         groups = load_subscriptions(session, workspace_id)
         changes = {group_id: group_id in checked for group_id in groups}
-        subscriptions.update_user_subscriptions(
-            session,
-            request.app.state.event_writer.write,
-            request.app.state.event_store,
-            workspace_id,
-            user_id,
-            changes,
-        )
+        _apply_changes(request, session, workspace_id, user_id, changes)
         return "success"
 
     try:
@@ -196,6 +183,20 @@ async def _one_click(request: Request) -> Response:
 
     await in_transaction(request, write)
     return Response(status_code=200)
+
+
+def _apply_changes(
+    request: Request, session: Session, workspace_id: str, user_id: str, changes: Mapping[str, bool]
+) -> None:
+    """Record the user's subscription changes and make them visible at once (events and assignments)."""
+    subscriptions.update_user_subscriptions(
+        session,
+        request.app.state.event_writer.write,
+        request.app.state.event_store,
+        workspace_id,
+        user_id,
+        changes,
+    )
 
 
 def _authenticate(session: Session, workspace_id: str, params: LinkParams) -> str:
@@ -233,14 +234,7 @@ def _follow_link(
         text = f"You have been unsubscribed from {channel} messages."
     if preview:
         return Notice("info", f"Preview: nothing was changed. ({text})")
-    subscriptions.update_user_subscriptions(
-        session,
-        request.app.state.event_writer.write,
-        request.app.state.event_store,
-        workspace_id,
-        user_id,
-        changes,
-    )
+    _apply_changes(request, session, workspace_id, user_id, changes)
     return Notice("success", text)
 
 

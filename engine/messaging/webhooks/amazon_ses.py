@@ -27,6 +27,7 @@ from engine.messaging.webhooks.sns import InvalidSnsSignature
 from engine.messaging.webhooks.status_events import (
     ProviderEvent,
     StatusEventName,
+    parse_json_body,
     parse_time,
     pick_tags,
     status_event_rows,
@@ -55,10 +56,7 @@ def parse_sns_message(raw_body: bytes) -> dict[str, Any]:
 
     :raises InvalidInput: the body is not a JSON object.
     """
-    try:
-        message = json.loads(raw_body)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise InvalidInput("body is not valid JSON", field="body") from None
+    message = parse_json_body(raw_body)
     if not isinstance(message, dict):
         raise InvalidInput("body must be an SNS message object", field="body")
     return message

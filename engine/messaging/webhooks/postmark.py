@@ -10,7 +10,6 @@ SpamComplaint), `DeliveredAt` (Delivery).
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -22,6 +21,7 @@ from engine.events import EventRow
 from engine.messaging.webhooks.status_events import (
     ProviderEvent,
     StatusEventName,
+    parse_json_body,
     parse_time,
     pick_tags,
     status_event_rows,
@@ -84,10 +84,7 @@ def receive_postmark(
 
 
 def _parse_event(raw_body: bytes) -> dict[str, Any]:
-    try:
-        event = json.loads(raw_body)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise InvalidInput("body is not valid JSON", field="body") from None
+    event = parse_json_body(raw_body)
     if not isinstance(event, dict):
         raise InvalidInput("body must be a Postmark event object", field="body")
     return event

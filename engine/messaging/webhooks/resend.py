@@ -16,7 +16,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +27,7 @@ from engine.events import EventRow
 from engine.messaging.webhooks.status_events import (
     ProviderEvent,
     StatusEventName,
+    parse_json_body,
     parse_time,
     pick_tags,
     status_event_rows,
@@ -124,10 +124,7 @@ def receive_resend(
 
 
 def _parse_event(raw_body: bytes) -> dict[str, Any]:
-    try:
-        event = json.loads(raw_body)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise InvalidInput("body is not valid JSON", field="body") from None
+    event = parse_json_body(raw_body)
     if not isinstance(event, dict) or not isinstance(event.get("data"), dict):
         raise InvalidInput("body must have required property 'data'", field="body/data")
     return event

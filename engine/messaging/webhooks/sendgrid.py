@@ -32,6 +32,7 @@ from engine.messaging.webhooks.status_events import (
     ProviderEvent,
     StatusEventName,
     from_unix_seconds,
+    parse_json_body,
     pick_tags,
     status_event_rows,
 )
@@ -128,10 +129,7 @@ def receive_sendgrid(
 
 
 def _parse_events(raw_body: bytes) -> list[dict[str, Any]]:
-    try:
-        events = json.loads(raw_body)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise InvalidInput("body is not valid JSON", field="body") from None
+    events = parse_json_body(raw_body)
     if not isinstance(events, list) or not all(isinstance(event, dict) for event in events):
         raise InvalidInput("body must be an array of event objects", field="body")
     return events

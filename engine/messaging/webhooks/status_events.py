@@ -11,6 +11,7 @@ there is no one to record it on.
 from __future__ import annotations
 
 import enum
+import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from engine.errors import InvalidInput
 from engine.events import EventRow, build_rows
 from engine.messaging.providers.base import MESSAGE_METADATA_FIELDS
 
@@ -98,6 +100,14 @@ def status_event_rows(
         }
         rows.extend(build_rows(workspace_id, "track", message, received_at))
     return rows
+
+
+def parse_json_body(raw_body: bytes) -> Any:
+    """A webhook's raw body read as JSON. :raises InvalidInput: it is not JSON (or not UTF-8)."""
+    try:
+        return json.loads(raw_body)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise InvalidInput("body is not valid JSON", field="body") from None
 
 
 def parse_time(value: object) -> datetime | None:
