@@ -1,8 +1,8 @@
-"""The background loop: runs each registered periodic task, then sleeps until the next period.
+"""The background loop: each registered periodic task runs on its own thread and period.
 
-Tasks (computed properties, journey timers, broadcast batches, ...) arrive with later issues; the
-loop isolates them from each other, so one failing task is logged and retried next period without
-stopping the rest.
+Tasks are the compute loop, journey steps and broadcast batches. A slow one (a large recompute) does
+not hold the others back, and one that fails is logged and retried next period without stopping the
+rest.
 """
 
 from __future__ import annotations
@@ -23,26 +23,34 @@ class PeriodicTask(Protocol):
 
 
 class Worker:
-    """Runs `tasks` every `period_seconds` until `stop` is set."""
+    """Runs each `(task, period_seconds)` every period until `stop` is set."""
 
-    def __init__(self, tasks: Sequence[PeriodicTask], period_seconds: float) -> None:
+    def __init__(self, tasks: Sequence[tuple[PeriodicTask, float]]) -> None:
         self.tasks = tuple(tasks)
-        self.period_seconds = period_seconds
-        self.completed_periods = 0
 
     def run(self, stop: threading.Event) -> None:
-        """Loop until `stop` is set; returns promptly once it is."""
-        logger.info("worker started with %d task(s): %s", len(self.tasks), [t.name for t in self.tasks])
-        while not stop.is_set():
-            self.run_period()
-            stop.wait(self.period_seconds)
-        logger.info("worker stopped after %d period(s)", self.completed_periods)
+        """Loop until `stop` is set; returns once every task finished its current period."""
+        logger.info("worker started with task(s): %s", [task.name for task, _ in self.tasks])
+        threads = [
+            threading.Thread(target=self._loop, args=(task, period, stop), name=f"feedgate-{task.name}")
+            for task, period in self.tasks
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        logger.info("worker stopped")
 
-    def run_period(self) -> None:
-        """Run every task once, isolating failures."""
-        for task in self.tasks:
-            try:
-                task.run_once()
-            except Exception:
-                logger.exception("worker task %s failed; retrying next period", task.name)
-        self.completed_periods += 1
+    @staticmethod
+    def _loop(task: PeriodicTask, period_seconds: float, stop: threading.Event) -> None:
+        while not stop.is_set():
+            run_isolated(task)
+            stop.wait(period_seconds)
+
+
+def run_isolated(task: PeriodicTask) -> None:
+    """Run one period of `task`, logging instead of raising what it raises."""
+    try:
+        task.run_once()
+    except Exception:
+        logger.exception("worker task %s failed; retrying next period", task.name)

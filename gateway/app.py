@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
@@ -22,13 +21,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from engine.blob_storage import BlobStore, open_blob_store
 from engine.compute.loop import ComputeProperties
 from engine.event_writer import EventWriter
-from engine.messaging.providers.base import ProviderContext
-from engine.messaging.send import SendServices
+from engine.journeys.event_entry import EventEntryStarter
 from engine.storage import EventStore, make_engine, make_session_factory, upgrade_database
-from engine.worker import Worker
 from gateway import health
 from gateway.api import (
     analysis,
+    broadcasts,
     child_workspaces,
     computed_properties,
     content,
@@ -36,6 +34,7 @@ from gateway.api import (
     deliveries,
     events,
     groups,
+    journeys,
     provider_settings,
     provider_webhooks,
     public_apps,
@@ -48,13 +47,11 @@ from gateway.api import (
     users,
     view_in_browser,
 )
+from gateway.background import build_worker, close_send_services, open_send_services
 from gateway.body_limit import BodyLimit
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.paths import STATIC_DIR
 from gateway.settings import Settings
-
-# Connect and read timeouts of provider APIs; a send that times out is retryable.
-PROVIDER_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> Starlette:
@@ -74,15 +71,13 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         app.state.event_writer = event_writer
         app.state.blob_store = await anyio.to_thread.run_sync(open_configured_blob_store, settings)
         app.state.compute = ComputeProperties(app.state.sessions, event_store, event_writer.watermark)
-        providers = ProviderContext(httpx.Client(timeout=PROVIDER_TIMEOUT), settings.provider_endpoints)
-        app.state.send_services = SendServices(
-            providers, settings.dashboard_url, app.state.blob_store, settings.secret_key
-        )
+        app.state.send_services = open_send_services(settings, app.state.blob_store)
+        app.state.event_entry = EventEntryStarter()
         stop = threading.Event()
         worker_thread = None
         if in_process_worker:
-            worker = Worker(
-                tasks=[app.state.compute], period_seconds=settings.compute_properties_interval_ms / 1000
+            worker = build_worker(
+                settings, app.state.sessions, app.state.compute, app.state.send_services, event_writer.write
             )
             worker_thread = threading.Thread(
                 target=worker.run, args=(stop,), name="feedgate-worker", daemon=True
@@ -95,8 +90,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             if worker_thread is not None:
                 await anyio.to_thread.run_sync(worker_thread.join)
             await anyio.to_thread.run_sync(event_writer.close)
-            await anyio.to_thread.run_sync(providers.connections.close_all)
-            providers.http.close()
+            await anyio.to_thread.run_sync(close_send_services, app.state.send_services)
             event_store.close()
             sql_engine.dispose()
 
@@ -128,6 +122,8 @@ def build_routes() -> list[BaseRoute]:
         *computed_properties.routes,
         *data_sources.routes,
         *segments.routes,
+        *journeys.routes,
+        *broadcasts.routes,
         *user_properties.routes,
         *resources.routes,
         *content.routes,

@@ -19,11 +19,12 @@ import uvicorn
 from engine import __version__
 from engine.compute.loop import ComputeProperties, wall_clock_watermark
 from engine.errors import EngineError
+from engine.event_writer import EventWriter
 from engine.storage import make_engine, make_session_factory, upgrade_database
 from engine.storage.models import WorkspaceType
-from engine.worker import Worker
 from gateway import operator
-from gateway.app import create_app, open_event_store
+from gateway.app import create_app, open_configured_blob_store, open_event_store
+from gateway.background import build_worker, close_send_services, open_send_services
 from gateway.settings import Settings, SettingsError
 
 
@@ -133,6 +134,8 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     sql_engine = make_engine(settings.database_url)
     upgrade_database(sql_engine)
     store = open_event_store(settings)
+    writer = EventWriter(store)
+    services = open_send_services(settings, open_configured_blob_store(settings))
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -141,10 +144,13 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:
+        sessions = make_session_factory(sql_engine)
         # Gateways elsewhere may still be inserting events stamped a moment ago; leave them a margin.
-        compute = ComputeProperties(make_session_factory(sql_engine), store, wall_clock_watermark(5.0))
-        Worker(tasks=[compute], period_seconds=settings.compute_properties_interval_ms / 1000).run(stop)
+        compute = ComputeProperties(sessions, store, wall_clock_watermark(5.0))
+        build_worker(settings, sessions, compute, services, writer.write).run(stop)
     finally:
+        close_send_services(services)
+        writer.close()
         store.close()
         sql_engine.dispose()
     return 0

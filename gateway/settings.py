@@ -79,6 +79,14 @@ class Settings:
     bootstrap: bool = False
     batch_chunk_size: int = 100
     compute_properties_interval_ms: int = 10_000
+    # How often the worker looks for due journey steps and broadcast batches.
+    worker_poll_ms: int = 500
+    # Transient send failures: tries per broadcast message (upstream's
+    # BROADCAST_SEND_MESSAGES_MAX_ATTEMPTS) and the first retry delay, doubling after.
+    broadcast_max_attempts: int = 5
+    send_retry_base_ms: int = 1000
+    # A worker that has not settled a claimed batch this long after claiming it is presumed dead.
+    send_lease_seconds: int = 300
     blob_storage: BlobStorageSettings = field(default_factory=BlobStorageSettings)
     start_otel: bool = False
     session_ttl_max_seconds: int = 86_400
@@ -139,6 +147,10 @@ class Settings:
             bootstrap=env.read_bool("BOOTSTRAP", False),
             batch_chunk_size=env.read_int("BATCH_CHUNK_SIZE", 100, minimum=1),
             compute_properties_interval_ms=env.read_int("COMPUTE_PROPERTIES_INTERVAL", 10_000, minimum=100),
+            worker_poll_ms=env.read_int("FEEDGATE_WORKER_POLL_MS", 500, minimum=10),
+            broadcast_max_attempts=env.read_int("BROADCAST_SEND_MESSAGES_MAX_ATTEMPTS", 5, minimum=1),
+            send_retry_base_ms=env.read_int("FEEDGATE_SEND_RETRY_BASE_MS", 1000, minimum=1),
+            send_lease_seconds=env.read_int("FEEDGATE_SEND_LEASE_SECONDS", 300, minimum=1),
             blob_storage=BlobStorageSettings(
                 enabled=env.read_bool("ENABLE_BLOB_STORAGE", False),
                 endpoint=env.read_str("BLOB_STORAGE_ENDPOINT"),

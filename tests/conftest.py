@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import clickhouse_connect
 import psycopg
 import pytest
 from sqlalchemy import Engine
@@ -114,14 +115,18 @@ def event_store(events_url: str, clickhouse_database: str) -> Iterator[EventStor
 
 
 @pytest.fixture
-def settings(tmp_path: Path, chdb_dir: str, clickhouse_database: str) -> Settings:
+def settings(tmp_path: Path, chdb_dir: str, clickhouse_database: str) -> Iterator[Settings]:
     """Embedded defaults (SQLite file + chdb) in a private data dir and ClickHouse database."""
-    return Settings(
+    yield Settings(
         data_dir=tmp_path,
         database_url=f"sqlite:///{tmp_path / 'feedgate.db'}",
         clickhouse_url=f"chdb://{chdb_dir}",
         clickhouse_database=clickhouse_database,
         secret_key="test-secret-key",
+    )
+    # Databases left behind accumulate in this process's one chdb path and slow every later test.
+    clickhouse_connect.get_client(dsn=f"chdb://{chdb_dir}").command(
+        f"DROP DATABASE IF EXISTS `{clickhouse_database}`"
     )
 
 

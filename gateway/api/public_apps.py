@@ -46,9 +46,17 @@ async def ingest(request: Request) -> Response:
     if files:
         messages = await run_in_threadpool(_store_files, request, workspace_id, messages, files)
     rows: list[EventRow] = []
+    tracks: list[dict[str, Any]] = []
     for message_type, message in messages:
-        rows.extend(build_rows(workspace_id, message_type, message, received_at))
+        built = build_rows(workspace_id, message_type, message, received_at)
+        rows.extend(built)
+        if message_type == "track" and built:
+            tracks.append({**message, "messageId": built[0].message_id})
     await run_in_threadpool(request.app.state.event_writer.write, rows)
+    starter = request.app.state.event_entry
+    if tracks and starter.may_start(workspace_id):
+        # After the write: a retried request stores its events once and starts each keyed run once.
+        await in_transaction(request, lambda s: starter.start(s, workspace_id, tracks, received_at))
     return Response(status_code=204)
 
 

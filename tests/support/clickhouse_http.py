@@ -116,7 +116,13 @@ class ChdbHttp:
         if request.url.path in ("/ping", "/replicas_status"):
             return PlainTextResponse("Ok.\n")
         query = dict(parse_qsl(request.url.query, keep_blank_values=True))
-        body = decode_body(await request.body(), request.headers.get("content-encoding"))
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            # Large parameters travel as form fields (the query too), as ClickHouse allows.
+            form = await request.form()
+            query.update({name: str(value) for name, value in form.items()})
+            body = b""
+        else:
+            body = decode_body(await request.body(), request.headers.get("content-encoding"))
         sql, insert_body = query.get("query", ""), None
         if sql.lstrip()[:6].upper() == "INSERT" and request.method == "POST":
             insert_body = body

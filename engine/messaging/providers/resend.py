@@ -41,14 +41,13 @@ class ResendSender:
         self._url = context.endpoint(RESEND, DEFAULT_BASE_URL) + "/emails"
 
     def send_email(self, message: EmailMessage) -> ProviderDetails:
-        response = call(
-            self._context,
-            RESEND,
-            "POST",
-            self._url,
-            json=email_body(message),
-            headers={"Authorization": f"Bearer {self._api_key}"},
-        )
+        headers = {"Authorization": f"Bearer {self._api_key}"}
+        message_id = message.tags.get("messageId")
+        if message_id:
+            # Resend answers a repeated key with the first answer instead of sending again, which is
+            # what makes resending an in-doubt message safe (engine.messaging.ledger).
+            headers["Idempotency-Key"] = message_id
+        response = call(self._context, RESEND, "POST", self._url, json=email_body(message), headers=headers)
         answer = json_object(response)
         if not response.is_success:
             raise_for_failure(
@@ -61,9 +60,9 @@ class ResendSender:
                 },
             )
         details: ProviderDetails = {"type": RESEND}
-        message_id = text_or_none(answer.get("id"))
-        if message_id:
-            details["messageId"] = message_id
+        provider_id = text_or_none(answer.get("id"))
+        if provider_id:
+            details["messageId"] = provider_id
         return details
 
 

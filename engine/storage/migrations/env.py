@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from alembic import context
 
-from engine.storage import assignment_models, resource_models  # noqa: F401  (register their tables)
+from engine.storage import (  # noqa: F401  (register their tables)
+    assignment_models,
+    broadcast_models,
+    journey_models,
+    resource_models,
+    send_models,
+)
 from engine.storage.models import Base
 
 connection = context.config.attributes["connection"]

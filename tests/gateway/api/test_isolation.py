@@ -64,6 +64,15 @@ ADMIN_CALLS: dict[str, AdminCall] = {
     "GET workspaces": lambda c, key, w: c.get(
         "/api-l/admin/workspaces/", params={"workspaceId": w}, headers=_auth(key)
     ),
+    "GET journeys": lambda c, key, w: c.get(
+        "/api/admin/journeys", params={"workspaceId": w}, headers=_auth(key)
+    ),
+    "GET journeys/stats": lambda c, key, w: c.get(
+        "/api/admin/journeys/stats", params={"workspaceId": w}, headers=_auth(key)
+    ),
+    "GET broadcasts": lambda c, key, w: c.get(
+        "/api/admin/broadcasts", params={"workspaceId": w}, headers=_auth(key)
+    ),
     "GET segments": lambda c, key, w: c.get(
         "/api/admin/segments", params={"workspaceId": w}, headers=_auth(key)
     ),

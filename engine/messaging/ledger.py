@@ -1,0 +1,217 @@
+"""Exactly-once sends for broadcasts and journeys, over the send ledger (`MessageSend` rows).
+
+A send goes through four steps, each durable before the next:
+
+1. claim: the row is committed as Sending under a worker's lease;
+2. send: the provider is called with the row's messageId;
+3. settle: the result is committed on the row (Sent, Failed, Skipped, or Pending again with a backoff
+   for a transient failure that has attempts left);
+4. record: the result's internal event is written to ClickHouse and the row marked recorded.
+
+A worker killed after 3 leaves an unrecorded row, which `record_unrecorded` writes later (the event's
+messageId is the send's, so writing it twice stores it once). A worker killed between 1 and 3 leaves a
+Sending row whose lease expires: it is claimed again and sent again under the same messageId, which
+providers with idempotency keys (Resend, the webhook channel, Test) answer without a second message.
+For the others that window is one provider call long; it cannot be closed without their help.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from engine.events import EventRow
+from engine.messaging.send import FAILURE, MessagePlan, Recipient, SendResult, result_row
+from engine.storage.send_models import FINAL_STATES, MessageSend, SendState
+
+logger = logging.getLogger(__name__)
+
+WriteEvents = Callable[[Sequence[EventRow]], object]
+# A claimed batch must be settled within this long, or another worker takes it over.
+SEND_LEASE = timedelta(minutes=5)
+# Settled rows left unrecorded this long are presumed abandoned by their worker.
+RECORD_GRACE = timedelta(minutes=1)
+_STATE_BY_TYPE = {
+    "Success": SendState.SENT,
+    "Skipped": SendState.SKIPPED,
+    "NonRetryableError": SendState.FAILED,
+}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Transient failures are retried after `base_seconds`, doubling up to `cap_seconds`, until
+    `max_attempts` sends were tried; then the send fails for good."""
+
+    max_attempts: int = 5
+    base_seconds: float = 1.0
+    cap_seconds: float = 300.0
+
+    def delay(self, attempts: int) -> timedelta:
+        return timedelta(seconds=min(self.cap_seconds, self.base_seconds * 2 ** max(0, attempts - 1)))
+
+
+def derive_message_id(workspace_id: str, name: str) -> str:
+    """A messageId that is the same every time the same thing is owed (upstream's uuidv5 scheme)."""
+    try:
+        namespace = uuid.UUID(workspace_id)
+    except ValueError:
+        namespace = uuid.uuid5(uuid.NAMESPACE_URL, workspace_id)
+    return str(uuid.uuid5(namespace, name))
+
+
+def claim_sends(
+    session: Session,
+    source_id: str,
+    *,
+    now: datetime,
+    owner: str,
+    limit: int,
+    lease: timedelta = SEND_LEASE,
+) -> list[MessageSend]:
+    """Claim up to `limit` due sends of `source_id` for `owner`: in-doubt ones (Sending, lease
+    expired) first, then Pending ones by due time. Rows another worker is claiming are skipped. The
+    caller commits, which is what makes the claim hold."""
+    claimed: list[MessageSend] = []
+    for condition in (
+        (MessageSend.state == SendState.SENDING) & (MessageSend.lease_expires_at < now),
+        (MessageSend.state == SendState.PENDING) & (MessageSend.due_at <= now),
+    ):
+        if len(claimed) >= limit:
+            break
+        statement = (
+            select(MessageSend)
+            .where(MessageSend.source_id == source_id, condition)
+            .order_by(MessageSend.due_at, MessageSend.message_id)
+            .limit(limit - len(claimed))
+            .with_for_update(skip_locked=True)
+        )
+        claimed += session.scalars(statement)
+    for row in claimed:
+        if row.state == SendState.SENDING:
+            logger.warning("send %s of %s was in doubt; sending it again", row.message_id, source_id)
+        row.state = SendState.SENDING
+        row.lease_owner = owner
+        row.lease_expires_at = now + lease
+        row.attempts += 1
+    return claimed
+
+
+def send_claimed(
+    session: Session,
+    plan: MessagePlan,
+    claimed: Sequence[tuple[MessageSend, Recipient]],
+    tags: Mapping[str, str],
+    *,
+    now: datetime,
+    policy: RetryPolicy,
+) -> list[tuple[MessageSend, SendResult]]:
+    """Send each claimed row and settle it on the session (the caller commits, then calls
+    `record_settled`). Rows already settled are not sent again."""
+    plan.load_subscriptions(session, [recipient.user_id for _, recipient in claimed])
+    settled = []
+    for row, recipient in claimed:
+        if row.state in FINAL_STATES:
+            continue
+        send_tags = {**tags, "messageId": row.message_id, "userId": recipient.user_id}
+        result = plan.send(session, recipient, row.message_id, send_tags)
+        settle_send(row, result, send_tags, now=now, policy=policy)
+        settled.append((row, result))
+    return settled
+
+
+def settle_send(
+    row: MessageSend, result: SendResult, tags: Mapping[str, str], *, now: datetime, policy: RetryPolicy
+) -> None:
+    """Put `result` on the row: a final state with the event to record, or Pending again for a retry."""
+    row.lease_owner = None
+    row.lease_expires_at = None
+    if result.event is None and row.attempts < policy.max_attempts:
+        row.state = SendState.PENDING
+        row.due_at = now + policy.delay(row.attempts)
+        row.result = {"error": result.error}
+        return
+    if result.event is None:
+        channel = str(tags.get("channel") or "")
+        variant = {"type": channel, "provider": {"type": "RetriesExhausted", "message": result.error}}
+        result = SendResult(FAILURE, variant)
+    row.state = _STATE_BY_TYPE[result.type]
+    row.result_event = result.event
+    row.result = {"tags": dict(tags), "variant": result.variant}
+    row.recorded_at = None
+    row.updated_at = now
+
+
+def record_settled(
+    session: Session, rows: Sequence[MessageSend], write_events: WriteEvents, *, now: datetime
+) -> int:
+    """Write the internal events of settled, unrecorded rows, then mark them recorded (the caller
+    commits). Returns how many were recorded."""
+    events = [
+        _event_row(row, now) for row in rows if row.result_event is not None and row.recorded_at is None
+    ]
+    if not events:
+        return 0
+    write_events(events)
+    ids = [row.message_id for row in rows if row.result_event is not None]
+    session.execute(
+        update(MessageSend).where(MessageSend.message_id.in_(ids)).values(recorded_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    return len(events)
+
+
+def record_unrecorded(
+    session: Session, write_events: WriteEvents, *, now: datetime, limit: int = 1000
+) -> int:
+    """Record the settled sends a killed worker left unrecorded (the caller commits)."""
+    rows = list(
+        session.scalars(
+            select(MessageSend)
+            .where(
+                MessageSend.recorded_at.is_(None),
+                MessageSend.result_event.is_not(None),
+                MessageSend.updated_at < now - RECORD_GRACE,
+            )
+            .order_by(MessageSend.updated_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    return record_settled(session, rows, write_events, now=now)
+
+
+def count_states(session: Session, source_id: str) -> dict[SendState, int]:
+    rows = session.execute(
+        select(MessageSend.state, func.count())
+        .where(MessageSend.source_id == source_id)
+        .group_by(MessageSend.state)
+    )
+    return {SendState(state): count for state, count in rows}
+
+
+def has_open_sends(session: Session, source_id: str) -> bool:
+    """Whether any send of `source_id` is still owed (Pending or Sending)."""
+    open_states = or_(MessageSend.state == SendState.PENDING, MessageSend.state == SendState.SENDING)
+    return (
+        session.scalar(
+            select(MessageSend.message_id).where(MessageSend.source_id == source_id, open_states).limit(1)
+        )
+        is not None
+    )
+
+
+def _event_row(row: MessageSend, now: datetime) -> EventRow:
+    assert row.result_event is not None and row.result is not None
+    result = SendResult(row.result_event, row.result.get("variant") or {})
+    tags: Mapping[str, Any] = row.result.get("tags") or {}
+    return result_row(
+        row.workspace_id, Recipient(row.user_id, {}), row.message_id, result, tags, row.updated_at or now
+    )
