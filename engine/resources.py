@@ -22,6 +22,8 @@ from engine.storage.resource_models import (
     UserProperty,
 )
 
+# A field an upsert request did not send, where None means "clear it".
+UNSET: Any = object()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The `uuid` package's validate(): canonical form, versions 1-8, plus the nil and max UUIDs.
 _UUID = re.compile(

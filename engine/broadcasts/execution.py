@@ -26,7 +26,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -46,6 +45,7 @@ from engine.messaging.recipients import load_user_properties
 from engine.messaging.send import Recipient, SendOptions, SendServices, prepare_message
 from engine.storage.assignment_models import SegmentAssignment
 from engine.storage.broadcast_models import Broadcast, BroadcastStatus
+from engine.storage.inserts import insert_new
 from engine.storage.models import Workspace, WorkspaceStatus
 from engine.storage.resource_models import MessageTemplate
 from engine.storage.send_models import MessageSend, SendState
@@ -54,7 +54,6 @@ logger = logging.getLogger(__name__)
 
 SENDING = (BroadcastStatus.RUNNING, BroadcastStatus.IN_PROGRESS)
 DEFAULT_BATCH_SIZE = 100
-_INSERT_CHUNK = 1000
 Recompute = Callable[[str, str], object]  # (workspace id, segment id)
 
 
@@ -276,25 +275,21 @@ def _write_recipients(session: Session, broadcast: Broadcast, now: datetime) -> 
         .order_by(SegmentAssignment.user_id)
     ).all()
     due = _due_times(session, broadcast, members, now)
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(MessageSend).on_conflict_do_nothing(index_elements=["message_id"])
-    for start in range(0, len(members), _INSERT_CHUNK):
-        session.execute(
-            statement,
-            [
-                {
-                    "message_id": derive_message_id(broadcast.workspace_id, f"{user_id}-{broadcast.id}"),
-                    "workspace_id": broadcast.workspace_id,
-                    "source_id": broadcast.id,
-                    "user_id": user_id,
-                    "state": SendState.PENDING,
-                    "due_at": due.get(user_id, now),
-                    "attempts": 0,
-                    "updated_at": now,
-                }
-                for user_id in members[start : start + _INSERT_CHUNK]
-            ],
-        )
+    rows = [
+        {
+            "message_id": derive_message_id(broadcast.workspace_id, f"{user_id}-{broadcast.id}"),
+            "workspace_id": broadcast.workspace_id,
+            "source_id": broadcast.id,
+            "user_id": user_id,
+            "state": SendState.PENDING,
+            "due_at": due.get(user_id, now),
+            "attempts": 0,
+            "updated_at": now,
+        }
+        for user_id in members
+    ]
+    # A repeat after a crash finds the rows it wrote already there.
+    insert_new(session, MessageSend.__table__, rows)  # type: ignore[arg-type]
     return len(members)
 
 

@@ -30,7 +30,7 @@ from engine.errors import InvalidInput
 from engine.messaging.ledger import count_states
 from engine.messaging.providers.registry import EMAIL_PROVIDERS, SMS_PROVIDERS
 from engine.resource_lookup import NameTaken, find_in_workspace, parse_resource_id
-from engine.resources import canonical_uuid, epoch_ms
+from engine.resources import UNSET, canonical_uuid, epoch_ms
 from engine.storage.broadcast_models import Broadcast, BroadcastStatus
 from engine.storage.resource_models import (
     MessageTemplate,
@@ -39,8 +39,6 @@ from engine.storage.resource_models import (
 )
 from engine.storage.send_models import SendState
 
-# A field the request did not send; None means "clear it".
-UNSET: Any = object()
 MAX_BATCH_SIZE = 1000
 # The channels a broadcast can send on (upstream: "Mobile push is not supported yet").
 BROADCAST_CHANNELS = ("Email", "Sms", "Webhook")

@@ -28,9 +28,9 @@ from sqlalchemy.orm import Session, aliased
 
 from engine.errors import InvalidInput
 from engine.journeys.definition import ENTRY, EVENT_ENTRY, EventEntryNode, JourneyDefinition, parse_journey
-from engine.journeys.inserts import insert_new
 from engine.messaging.ledger import derive_message_id
 from engine.storage.assignment_models import SegmentAssignment
+from engine.storage.inserts import insert_new
 from engine.storage.journey_models import Journey, JourneyRun, JourneyStatus, RunState
 from engine.storage.models import Workspace, WorkspaceStatus, WorkspaceType, new_id
 

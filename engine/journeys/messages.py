@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session
 
 from engine.events import EventRow
 from engine.journeys.definition import EXIT, MessageNode
-from engine.journeys.inserts import insert_new
 from engine.journeys.records import early_exit_row
 from engine.messaging.ledger import (
     RetryPolicy,
@@ -35,6 +34,7 @@ from engine.messaging.ledger import (
     send_claimed,
 )
 from engine.messaging.send import MessagePlan, Recipient, SendOptions, SendServices, prepare_message
+from engine.storage.inserts import insert_new
 from engine.storage.journey_models import JourneyRun
 from engine.storage.send_models import MessageSend, SendState
 

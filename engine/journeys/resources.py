@@ -36,14 +36,12 @@ from engine.journeys.definition import (
     parse_journey,
 )
 from engine.resource_lookup import find_in_workspace, parse_resource_id
-from engine.resources import canonical_uuid, epoch_ms
+from engine.resources import UNSET, canonical_uuid, epoch_ms
 from engine.storage.event_store import EventStore
 from engine.storage.journey_models import Journey, JourneyStatus
 from engine.storage.models import utcnow
 from engine.storage.resource_models import MessageTemplate, ResourceType, Segment, SubscriptionGroup
 
-# `draft` was not sent; None means "clear the draft".
-UNSET: Any = object()
 WHERE = "body/definition"
 # Node ids the definition addresses by type; no body node may take one.
 _RESERVED_IDS = frozenset({ENTRY, EVENT_ENTRY, EXIT})

@@ -18,12 +18,9 @@ from engine.definitions import check_storable
 from engine.errors import InvalidInput, NotFound
 from engine.messaging.template_models import DEFAULT_IDENTIFIER_KEYS, email_contents_type
 from engine.resource_lookup import NameTaken, find_for_upsert, find_in_workspace, parse_resource_id
-from engine.resources import canonical_uuid, epoch_ms
+from engine.resources import UNSET, canonical_uuid, epoch_ms
 from engine.storage.models import Secret
 from engine.storage.resource_models import DefaultEmailProvider, MessageTemplate, ResourceType, UserProperty
-
-# The draft field was not sent (None would mean "clear the draft").
-UNSET: Any = object()
 
 
 class InvalidIdentifierKey(InvalidInput):

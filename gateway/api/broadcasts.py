@@ -20,10 +20,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine.broadcasts import lifecycle, resources
-from engine.broadcasts.resources import UNSET, BroadcastUpsert
+from engine.broadcasts.resources import BroadcastUpsert
 from engine.broadcasts.v1 import execute_broadcast
 from engine.errors import InvalidInput
-from engine.resources import canonical_uuid
+from engine.resources import UNSET, canonical_uuid
 from engine.storage.broadcast_models import Broadcast
 from gateway.admin_auth import authorize_target
 from gateway.api.data_sources import Authorize

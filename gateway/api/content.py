@@ -21,6 +21,7 @@ from engine.messaging.provider_settings import provider_kind
 from engine.messaging.render import RenderContext, RenderError, render_email_body, render_liquid
 from engine.messaging.send import SendOptions, load_webhook_secrets
 from engine.messaging.template_models import DEFAULT_IDENTIFIER_KEYS, validate_template_definition
+from engine.resources import UNSET
 from engine.storage.resource_models import ResourceType
 from gateway.admin_auth import authorize_target
 from gateway.api.data_sources import Authorize
@@ -132,7 +133,7 @@ def content_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
         definition = None
         if body.definition is not None:
             definition = validate_template_definition(raw["definition"])
-        draft: Any = templates.UNSET
+        draft: Any = UNSET
         if "draft" in raw:
             draft = (
                 None

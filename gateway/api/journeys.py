@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from engine.errors import NotFound
 from engine.journeys import resources as journeys
+from engine.resources import UNSET
 from engine.storage.journey_models import Journey, JourneyStatus
 from engine.storage.models import utcnow
 from engine.storage.resource_models import ResourceType
@@ -98,7 +99,7 @@ def journey_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
                 id=body.id,
                 name=body.name,
                 definition=body.definition,
-                draft=raw.get("draft", journeys.UNSET),
+                draft=raw.get("draft", UNSET),
                 status=JourneyStatus(body.status) if body.status else None,
                 can_run_multiple=body.canRunMultiple,
                 now=now,
