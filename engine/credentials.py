@@ -17,7 +17,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -126,19 +126,67 @@ def create_admin_api_key(session: Session, workspace_id: str, name: str) -> Issu
     return IssuedAdminKey(row.id, workspace_id, name, int(row.created_at.timestamp() * 1000), api_key)
 
 
-def find_admin_key_workspace(session: Session, api_key: str) -> Workspace | None:
-    """Return the Active workspace owning `api_key`, or None.
+def find_admin_key(session: Session, api_key: str) -> tuple[AdminApiKey, Workspace] | None:
+    """Return the key row matching `api_key` and its workspace, if that workspace is Active.
 
     The lookup is by SHA-256 digest (a unique index), so no stored secret is compared byte by byte;
     the final equality check is still constant-time.
     """
     digest = hash_admin_key(api_key)
     row = session.execute(
-        select(AdminApiKey.key_hash, Workspace)
+        select(AdminApiKey, Workspace)
         .join(Workspace, Workspace.id == AdminApiKey.workspace_id)
         .where(AdminApiKey.key_hash == digest)
     ).one_or_none()
-    if row is None or not hmac.compare_digest(row.key_hash, digest):
+    if row is None or not hmac.compare_digest(row.AdminApiKey.key_hash, digest):
         return None
-    workspace: Workspace = row.Workspace
-    return workspace if workspace.status == WorkspaceStatus.ACTIVE else None
+    if row.Workspace.status != WorkspaceStatus.ACTIVE:
+        return None
+    return row.AdminApiKey, row.Workspace
+
+
+def list_write_keys(session: Session, workspace_id: str) -> list[Secret]:
+    """The workspace's write-key secrets, oldest first."""
+    return list(
+        session.scalars(
+            select(Secret)
+            .join(WriteKey, WriteKey.secret_id == Secret.id)
+            .where(Secret.workspace_id == workspace_id)
+            .order_by(Secret.created_at, Secret.name)
+        )
+    )
+
+
+def delete_write_key(session: Session, workspace_id: str, name: str) -> bool:
+    """Delete the write key called `name` (its secret and row); False when there is none."""
+    secret = session.scalar(
+        select(Secret)
+        .join(WriteKey, WriteKey.secret_id == Secret.id)
+        .where(Secret.workspace_id == workspace_id, Secret.name == name)
+    )
+    if secret is None:
+        return False
+    session.execute(delete(WriteKey).where(WriteKey.secret_id == secret.id))
+    session.delete(secret)
+    return True
+
+
+def list_admin_keys(session: Session, workspace_id: str) -> list[AdminApiKey]:
+    return list(
+        session.scalars(
+            select(AdminApiKey)
+            .where(AdminApiKey.workspace_id == workspace_id)
+            .order_by(AdminApiKey.created_at)
+        )
+    )
+
+
+def delete_admin_key(session: Session, workspace_id: str, key_id: str) -> bool:
+    """Delete an admin API key; sessions it minted stop working at once. False when there is none."""
+    key = session.scalar(
+        select(AdminApiKey).where(AdminApiKey.workspace_id == workspace_id, AdminApiKey.id == key_id)
+    )
+    if key is None:
+        return False
+    session.delete(key)
+    return True

@@ -11,11 +11,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
-from engine.credentials import find_admin_key_workspace
+from engine.audit import Actor
+from engine.credentials import find_admin_key
 from engine.errors import NotAuthenticated
 from engine.storage.models import Workspace, WorkspaceStatus
 from engine.workspaces import find_workspace_by_external_id
-from gateway.deps import in_transaction
+from gateway.deps import audit_context
 from gateway.inputs import resolve_workspace_id
 
 
@@ -32,9 +33,11 @@ def authenticate_admin(request: Request, session: Session) -> Workspace:
         raise NotAuthenticated("Invalid authorization header")
     if not parts[1]:
         raise NotAuthenticated("API key missing for request")
-    owner = find_admin_key_workspace(session, parts[1])
-    if owner is None:
+    found = find_admin_key(session, parts[1])
+    if found is None:
         raise NotAuthenticated("API key not valid")
+    key, owner = found
+    audit_context(request).actor = Actor("AdminApiKey", key.id)
     return owner
 
 
@@ -60,8 +63,3 @@ def authorize_target(
     if target.status != WorkspaceStatus.ACTIVE and not allow_inactive:
         raise NotAuthenticated("API key not valid")
     return target
-
-
-async def authorized_workspace_id(request: Request, body: Any = None) -> str:
-    """`authorize_target` in its own transaction, for handlers that need only the workspace id."""
-    return await in_transaction(request, lambda session: authorize_target(request, session, body).id)

@@ -1,8 +1,9 @@
 """The app factory: builds the Starlette app from `Settings`, with its stores opened in the lifespan.
 
-Importing this module has no side effects. Stores live on `app.state` (`settings`, `sql_engine`,
-`sessions`, `event_store`, `event_writer`, `blob_store`). With embedded ClickHouse (chdb) the worker
-runs in a thread of this process, because chdb lets only one process own the data directory.
+Importing this module has no side effects. Stores live on `app.state` (`settings`, `signer`,
+`sql_engine`, `sessions`, `event_store`, `event_writer`, `blob_store`). With embedded ClickHouse
+(chdb) the worker runs in a thread of this process, because chdb lets only one process own the data
+directory.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from engine.compute.loop import ComputeProperties
 from engine.event_writer import EventWriter
 from engine.journeys.event_entry import EventEntryStarter
 from engine.storage import EventStore, make_engine, make_session_factory, upgrade_database
-from gateway import health
+from gateway import dashboard_auth, health
 from gateway.api import (
     analysis,
+    audit_log,
     broadcasts,
     child_workspaces,
+    component_configurations,
     computed_properties,
     content,
     data_sources,
@@ -41,6 +44,7 @@ from gateway.api import (
     resources,
     segment_webhook,
     segments,
+    sessions,
     subscription_groups,
     subscription_management,
     user_properties,
@@ -49,15 +53,20 @@ from gateway.api import (
 )
 from gateway.background import build_worker, close_send_services, open_send_services
 from gateway.body_limit import BodyLimit
+from gateway.embed_policy import SecurityHeaders
 from gateway.errors import EXCEPTION_HANDLERS
+from gateway.member_cookie import MemberSessionMiddleware
+from gateway.mounts import admin_only_routes, embedded_routes, member_routes
 from gateway.paths import STATIC_DIR
 from gateway.settings import Settings
+from gateway.tokens import TokenSigner
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> Starlette:
     """Build the app. `run_worker` defaults to True exactly when events are embedded (chdb)."""
     settings = settings or Settings.from_environ()
     in_process_worker = settings.embedded_events if run_worker is None else run_worker
+    signer = TokenSigner(settings.secret_key, settings.secret_key_fallbacks)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -100,17 +109,21 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             # Outermost first: strip API_PREFIX, then refuse oversized bodies before any parsing.
             Middleware(StripPrefix, prefix=settings.api_prefix),
             Middleware(BodyLimit, limit=settings.api_body_limit),
+            Middleware(SecurityHeaders, dashboard_url=settings.dashboard_url),
+            Middleware(MemberSessionMiddleware, signer=signer, secure=settings.session_cookie_secure),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.signer = signer
     return app
 
 
 def build_routes() -> list[BaseRoute]:
     return [
         *health.routes,
+        *dashboard_auth.routes,
         *public_apps.routes,
         *view_in_browser.routes,
         *child_workspaces.routes,
@@ -132,6 +145,12 @@ def build_routes() -> list[BaseRoute]:
         *analysis.routes,
         *provider_settings.routes,
         *subscription_management.routes,
+        *sessions.routes,
+        *audit_log.routes,
+        *component_configurations.routes,
+        *admin_only_routes(),
+        *member_routes(),
+        *embedded_routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 

@@ -114,6 +114,12 @@ class Settings:
             if auth_mode != "anonymous":
                 raise SettingsError(f"SECRET_KEY must be set when AUTH_MODE={auth_mode}")
             secret_key = _load_or_create_secret_key(data_dir)
+        if auth_mode == "multi-tenant" and not (
+            env.read_str("OPEN_ID_CLIENT_ID") and env.read_str("OPEN_ID_ISSUER")
+        ):
+            raise SettingsError(
+                "OPEN_ID_CLIENT_ID and OPEN_ID_ISSUER must be set when AUTH_MODE=multi-tenant"
+            )
         return cls(
             data_dir=data_dir,
             database_url=_database_url(env, data_dir),

@@ -2,6 +2,10 @@
 
 `analysis_routes` builds the handlers for one mount; `routes` is the admin mount (admin API key,
 `/api/admin/analysis`). Query objects arrive in `qs` syntax (`filters[journeyIds][0]=…`).
+
+On an embedded request the workspace's AnalysisChart configuration is enforced on chart data and
+summary (engine.configuration_enforcement: hard-coded filters replace what was asked, a filter,
+channel or group-by outside the allowed ones is a 403).
 """
 
 from __future__ import annotations
@@ -9,17 +13,19 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from engine import analysis
+from engine import analysis, component_configurations, configuration_enforcement
+from engine.component_configurations import AnalysisChartDefinition
 from engine.sent_messages import SentFilter
 from gateway.admin_auth import authorize_target
-from gateway.api.data_sources import Authorize
 from gateway.api.deliveries import Channel
-from gateway.deps import in_transaction
+from gateway.deps import Authorize, in_transaction
+from gateway.embedded_auth import embedded_session
 from gateway.inputs import validate
 from gateway.query_strings import DateText, OneOrMany, read_nested_query
 
@@ -107,10 +113,26 @@ def analysis_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rou
     async def workspace_of(request: Request) -> str:
         return await in_transaction(request, lambda session: authorize(request, session, None).id)
 
+    async def chart_scope(request: Request) -> tuple[str, AnalysisChartDefinition | None]:
+        """The workspace, and the AnalysisChart configuration an embedded request is held to."""
+
+        def read(session: Session) -> tuple[str, AnalysisChartDefinition | None]:
+            workspace = authorize(request, session, None)
+            if embedded_session(request) is None:
+                return workspace.id, None
+            chart = component_configurations.effective_configuration(session, workspace.id, "AnalysisChart")
+            return workspace.id, chart
+
+        return await in_transaction(request, read)
+
     async def chart_data(request: Request) -> JSONResponse:
         query = validate(ChartDataQuery, read_nested_query(request), where="querystring")
-        workspace_id = await workspace_of(request)
-        where = _analysis_filter(query, query.filters, list(query.filters.channels))
+        workspace_id, chart = await chart_scope(request)
+        configuration_enforcement.check_group_by(chart, query.groupBy)
+        filters = query.filters.model_copy(
+            update=configuration_enforcement.restrict_analysis_filters(chart, query.filters.model_dump())
+        )
+        where = _analysis_filter(query, filters, list(filters.channels))
         result: dict[str, Any] = await run_in_threadpool(
             lambda: analysis.chart_data(
                 request.app.state.event_store,
@@ -124,12 +146,19 @@ def analysis_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rou
 
     async def summary(request: Request) -> JSONResponse:
         query = validate(SummaryQuery, read_nested_query(request), where="querystring")
-        workspace_id = await workspace_of(request)
-        where = _analysis_filter(query, query.filters, [])
+        workspace_id, chart = await chart_scope(request)
+        asked = {
+            **query.filters.model_dump(),
+            "channels": [query.filters.channel] if query.filters.channel else [],
+        }
+        restricted = configuration_enforcement.restrict_analysis_filters(
+            chart, asked, field_names={"channels": "channel"}
+        )
+        channels = restricted.pop("channels")
+        channel = configuration_enforcement.summary_channel(query.filters.channel, channels)
+        where = _analysis_filter(query, query.filters.model_copy(update=restricted), channels)
         result: dict[str, Any] = await run_in_threadpool(
-            lambda: analysis.summary(
-                request.app.state.event_store, workspace_id, where, channel=query.filters.channel
-            )
+            lambda: analysis.summary(request.app.state.event_store, workspace_id, where, channel=channel)
         )
         return JSONResponse(result)
 

@@ -4,6 +4,10 @@ trigger and execute V1 broadcasts (Dittofeed §6.5).
 The same handlers serve every mount of upstream's broadcasts controller; a mount supplies only how a
 request is authorised to its target workspace. `routes` is the admin mount (admin API key,
 `/api/admin/broadcasts`); `broadcast_routes` builds the others.
+
+On an embedded request `PUT broadcasts/v2` is held to the workspace's Broadcast configuration
+(engine.configuration_enforcement: no hidden option set, no email provider or template editor type
+outside the allowed ones).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from engine import configuration_enforcement
 from engine.broadcasts import lifecycle, resources
 from engine.broadcasts.resources import BroadcastUpsert
 from engine.broadcasts.v1 import execute_broadcast
@@ -26,8 +31,8 @@ from engine.errors import InvalidInput
 from engine.resources import UNSET, canonical_uuid
 from engine.storage.broadcast_models import Broadcast
 from gateway.admin_auth import authorize_target
-from gateway.api.data_sources import Authorize
-from gateway.deps import in_transaction
+from gateway.deps import Authorize, in_transaction
+from gateway.embedded_auth import embedded_session
 from gateway.inputs import read_json, read_query, validate
 
 # A lifecycle call: (session, workspace id, broadcast id) → the broadcast.
@@ -121,6 +126,8 @@ def broadcast_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Ro
 
         def write(session: Session) -> dict[str, Any]:
             workspace = authorize(request, session, raw)
+            if embedded_session(request) is not None:
+                configuration_enforcement.check_broadcast_write(session, workspace.id, raw)
             broadcast = resources.upsert_broadcast_v2(session, workspace.id, upsert, now=datetime.now(UTC))
             return resources.broadcast_resource(session, broadcast)
 

@@ -3,6 +3,7 @@ way to compute a workspace now instead of at the next period (Dittofeed §6.13).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -13,7 +14,8 @@ from starlette.routing import Route
 
 from engine.compute.run import list_periods
 from engine.resources import iso_ms
-from gateway.admin_auth import authorized_workspace_id
+from gateway.admin_auth import authorize_target
+from gateway.deps import Authorize, in_transaction
 from gateway.inputs import read_json, read_query, validate
 
 
@@ -30,9 +32,9 @@ class TriggerRequest(BaseModel):
     workspaceId: str
 
 
-async def get_periods(request: Request) -> JSONResponse:
+async def get_periods(request: Request, authorize: Authorize) -> JSONResponse:
     read_query(request, PeriodsQuery)
-    workspace_id = await authorized_workspace_id(request)
+    workspace_id = await in_transaction(request, lambda session: authorize(request, session, None).id)
     periods = await run_in_threadpool(list_periods, request.app.state.event_store, workspace_id)
     return JSONResponse(
         {
@@ -49,20 +51,30 @@ async def get_periods(request: Request) -> JSONResponse:
     )
 
 
-async def trigger_recompute(request: Request) -> Response:
+async def trigger_recompute(request: Request, authorize: Authorize) -> Response:
     raw = await read_json(request)
     validate(TriggerRequest, raw)
-    workspace_id = await authorized_workspace_id(request, raw)
+    workspace_id = await in_transaction(request, lambda session: authorize(request, session, raw).id)
     await run_in_threadpool(request.app.state.compute.compute, workspace_id)
     return Response(status_code=200)
 
 
-routes = [
-    Route("/api/admin/computed-properties/periods", get_periods, methods=["GET"], name="computed:periods"),
-    Route(
-        "/api/admin/computed-properties/trigger-recompute",
-        trigger_recompute,
-        methods=["POST"],
-        name="computed:trigger_recompute",
-    ),
-]
+def computed_property_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Route]:
+    """The computed-properties handlers under `prefix`, each request authorised by `authorize`."""
+    return [
+        Route(
+            f"{prefix}/periods",
+            partial(get_periods, authorize=authorize),
+            methods=["GET"],
+            name=f"{name}:periods",
+        ),
+        Route(
+            f"{prefix}/trigger-recompute",
+            partial(trigger_recompute, authorize=authorize),
+            methods=["POST"],
+            name=f"{name}:trigger_recompute",
+        ),
+    ]
+
+
+routes = computed_property_routes("/api/admin/computed-properties", authorize_target, name="computed")

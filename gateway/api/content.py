@@ -2,6 +2,9 @@
 
 `content_routes` builds the handlers for one mount of upstream's content controller; `routes` is the
 admin mount (admin API key, `/api/admin/content`).
+
+On an embedded request, template writes (upsert and reset) are held to the `allowedEmailContentsTypes`
+of the workspace's MessageTemplate and Broadcast configurations (engine.configuration_enforcement).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from engine import configuration_enforcement
 from engine.messaging import templates
 from engine.messaging.batch_send import BatchUser, batch_send, send_test_message
 from engine.messaging.emailo import emailo_to_mjml
@@ -24,8 +28,8 @@ from engine.messaging.template_models import DEFAULT_IDENTIFIER_KEYS, validate_t
 from engine.resources import UNSET
 from engine.storage.resource_models import ResourceType
 from gateway.admin_auth import authorize_target
-from gateway.api.data_sources import Authorize
-from gateway.deps import in_transaction
+from gateway.deps import Authorize, in_transaction
+from gateway.embedded_auth import embedded_session
 from gateway.inputs import read_json, read_query, validate
 
 Channel = Literal["Email", "Sms", "Webhook", "MobilePush"]
@@ -150,6 +154,14 @@ def content_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
 
         def write(session: Session) -> dict[str, Any]:
             workspace = authorize(request, session, raw)
+            if embedded_session(request) is not None:
+                configuration_enforcement.check_template_write(
+                    session,
+                    workspace.id,
+                    {"body/definition": definition, "body/draft": draft},
+                    template_id=body.id,
+                    name=body.name,
+                )
             return templates.template_resource(templates.upsert_template(session, workspace.id, upsert))
 
         return JSONResponse(await in_transaction(request, write))
@@ -160,6 +172,11 @@ def content_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
 
         def write(session: Session) -> dict[str, Any]:
             workspace = authorize(request, session, raw)
+            if embedded_session(request) is not None:
+                # The reset body names the channel and editor type as a definition does.
+                configuration_enforcement.check_template_write(
+                    session, workspace.id, {"body": raw}, template_id=None, name=body.name
+                )
             template = templates.reset_template(
                 session, workspace.id, body.name, body.type, body.emailContentsType
             )

@@ -8,7 +8,6 @@ request is authorised to its target workspace. `routes` is the admin mount (admi
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -19,13 +18,9 @@ from starlette.routing import Route
 
 from engine import data_sources
 from engine.data_sources import DataSourceType
-from engine.storage.models import Workspace
 from gateway.admin_auth import authorize_target
-from gateway.deps import in_transaction
+from gateway.deps import Authorize, in_transaction
 from gateway.inputs import read_json, validate
-
-Authorize = Callable[[Request, Session, Any], Workspace]
-"""Authenticate the request and return the workspace it targets (which it may act on)."""
 
 
 class SegmentIOVariant(BaseModel):

@@ -18,8 +18,7 @@ from starlette.routing import Route
 from engine import deliveries
 from engine.sent_messages import PropertyMatch, SentFilter
 from gateway.admin_auth import authorize_target
-from gateway.api.data_sources import Authorize
-from gateway.deps import in_transaction
+from gateway.deps import Authorize, in_transaction
 from gateway.inputs import validate
 from gateway.query_strings import DateText, OneOrMany, read_nested_query
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,7 +14,7 @@ from starlette.routing import Route
 from engine.event_search import EventFilter, list_event_property_keys, list_trait_keys, search_events
 from engine.workspaces import event_workspace_ids
 from gateway.admin_auth import authorize_target
-from gateway.deps import in_transaction
+from gateway.deps import Authorize, in_transaction
 from gateway.inputs import read_query
 
 
@@ -35,9 +36,9 @@ class GetEventsQuery(BaseModel):
     includeContext: bool = False
 
 
-async def get_events(request: Request) -> JSONResponse:
+async def get_events(request: Request, authorize: Authorize) -> JSONResponse:
     query = read_query(request, GetEventsQuery, arrays=frozenset({"messageId", "event"}))
-    workspace_ids = await _authorized_workspaces(request)
+    workspace_ids = await _authorized_workspaces(request, authorize)
     where = EventFilter(
         workspace_ids=workspace_ids,
         search_term=query.searchTerm,
@@ -61,29 +62,45 @@ async def get_events(request: Request) -> JSONResponse:
     return JSONResponse(page.to_json())
 
 
-async def get_traits(request: Request) -> JSONResponse:
-    workspace_ids = await _authorized_workspaces(request)
+async def get_traits(request: Request, authorize: Authorize) -> JSONResponse:
+    workspace_ids = await _authorized_workspaces(request, authorize)
     traits = await run_in_threadpool(list_trait_keys, request.app.state.event_store, workspace_ids)
     return JSONResponse({"traits": traits})
 
 
-async def get_properties(request: Request) -> JSONResponse:
-    workspace_ids = await _authorized_workspaces(request)
+async def get_properties(request: Request, authorize: Authorize) -> JSONResponse:
+    workspace_ids = await _authorized_workspaces(request, authorize)
     properties = await run_in_threadpool(
         list_event_property_keys, request.app.state.event_store, workspace_ids
     )
     return JSONResponse({"properties": properties})
 
 
-async def _authorized_workspaces(request: Request) -> list[str]:
+async def _authorized_workspaces(request: Request, authorize: Authorize) -> list[str]:
     return await in_transaction(
-        request, lambda session: event_workspace_ids(session, authorize_target(request, session))
+        request, lambda session: event_workspace_ids(session, authorize(request, session, None))
     )
 
 
-routes = [
-    Route("/api/admin/events", get_events, methods=["GET"], name="events:list"),
-    Route("/api/admin/events/", get_events, methods=["GET"], name="events:list/"),
-    Route("/api/admin/events/traits", get_traits, methods=["GET"], name="events:traits"),
-    Route("/api/admin/events/properties", get_properties, methods=["GET"], name="events:properties"),
-]
+def event_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Route]:
+    """The events handlers under `prefix`, each request authorised by `authorize`."""
+    search = partial(get_events, authorize=authorize)
+    return [
+        Route(prefix, search, methods=["GET"], name=f"{name}:list"),
+        Route(f"{prefix}/", search, methods=["GET"], name=f"{name}:list/"),
+        Route(
+            f"{prefix}/traits",
+            partial(get_traits, authorize=authorize),
+            methods=["GET"],
+            name=f"{name}:traits",
+        ),
+        Route(
+            f"{prefix}/properties",
+            partial(get_properties, authorize=authorize),
+            methods=["GET"],
+            name=f"{name}:properties",
+        ),
+    ]
+
+
+routes = event_routes("/api/admin/events", authorize_target, name="events")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -9,7 +11,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from engine.groups import list_group_users, list_user_groups
-from gateway.admin_auth import authorized_workspace_id
+from gateway.admin_auth import authorize_target
+from gateway.deps import Authorize, in_transaction
 from gateway.inputs import read_query
 
 
@@ -29,9 +32,9 @@ class UserGroupsQuery(_Page):
     userId: str
 
 
-async def get_group_users(request: Request) -> JSONResponse:
+async def get_group_users(request: Request, authorize: Authorize) -> JSONResponse:
     query = read_query(request, GroupUsersQuery)
-    workspace_id = await authorized_workspace_id(request)
+    workspace_id = await in_transaction(request, lambda session: authorize(request, session, None).id)
     members = await run_in_threadpool(
         list_group_users,
         request.app.state.event_store,
@@ -43,9 +46,9 @@ async def get_group_users(request: Request) -> JSONResponse:
     return JSONResponse({"users": members})
 
 
-async def get_user_groups(request: Request) -> JSONResponse:
+async def get_user_groups(request: Request, authorize: Authorize) -> JSONResponse:
     query = read_query(request, UserGroupsQuery)
-    workspace_id = await authorized_workspace_id(request)
+    workspace_id = await in_transaction(request, lambda session: authorize(request, session, None).id)
     groups = await run_in_threadpool(
         list_user_groups,
         request.app.state.event_store,
@@ -57,7 +60,22 @@ async def get_user_groups(request: Request) -> JSONResponse:
     return JSONResponse({"groups": groups})
 
 
-routes = [
-    Route("/api/admin/groups/users", get_group_users, methods=["GET"], name="groups:users"),
-    Route("/api/admin/groups/user-groups", get_user_groups, methods=["GET"], name="groups:user_groups"),
-]
+def group_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Route]:
+    """The groups handlers under `prefix`, each request authorised by `authorize`."""
+    return [
+        Route(
+            f"{prefix}/users",
+            partial(get_group_users, authorize=authorize),
+            methods=["GET"],
+            name=f"{name}:users",
+        ),
+        Route(
+            f"{prefix}/user-groups",
+            partial(get_user_groups, authorize=authorize),
+            methods=["GET"],
+            name=f"{name}:user_groups",
+        ),
+    ]
+
+
+routes = group_routes("/api/admin/groups", authorize_target, name="groups")

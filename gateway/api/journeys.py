@@ -23,8 +23,7 @@ from engine.storage.journey_models import Journey, JourneyStatus
 from engine.storage.models import utcnow
 from engine.storage.resource_models import ResourceType
 from gateway.admin_auth import authorize_target
-from gateway.api.data_sources import Authorize
-from gateway.deps import in_transaction
+from gateway.deps import Authorize, in_transaction
 from gateway.inputs import read_json, read_query, validate
 
 

@@ -16,8 +16,7 @@ from starlette.routing import Route
 from engine.errors import InvalidInput
 from engine.messaging import provider_settings
 from gateway.admin_auth import authorize_target
-from gateway.api.data_sources import Authorize
-from gateway.deps import in_transaction
+from gateway.deps import Authorize, in_transaction
 from gateway.inputs import read_json, read_query, validate
 
 

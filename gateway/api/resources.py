@@ -17,8 +17,7 @@ from starlette.routing import Route
 
 from engine.resources import ResourceIndexRequest, resource_index
 from gateway.admin_auth import authorize_target
-from gateway.api.data_sources import Authorize
-from gateway.deps import in_transaction
+from gateway.deps import Authorize, in_transaction
 from gateway.inputs import read_query
 
 

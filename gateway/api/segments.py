@@ -18,13 +18,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine import manual_segments, segment_files, segments
+from engine.audit import record_action
 from engine.definitions import validate_segment_definition
 from engine.errors import InvalidInput
 from engine.resources import iso_ms
 from engine.storage.resource_models import ComputedPropertyStatus, ResourceType
 from gateway.admin_auth import authorize_target
-from gateway.api.data_sources import Authorize
-from gateway.deps import in_transaction
+from gateway.deps import Authorize, in_transaction
 from gateway.inputs import read_json, read_query, read_uploaded_file, validate
 
 Status = Literal["NotStarted", "Running", "Paused"]
@@ -175,6 +175,14 @@ def segment_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
                 body.userIds,
                 append=body.append,
             )
+            after = {"userIds": body.userIds, "append": body.append}
+            record_action(
+                session,
+                workspace_id=workspace.id,
+                resource_type="Segment",
+                resource_id=body.segmentId,
+                after=after,
+            )
             return workspace.id
 
         await _recompute(request, await in_transaction(request, write), body.segmentId)
@@ -188,6 +196,9 @@ def segment_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
             workspace = authorize(request, session, raw)
             writer = request.app.state.event_writer.write
             manual_segments.clear_manual_segment(session, writer, workspace.id, body.segmentId)
+            record_action(
+                session, workspace_id=workspace.id, resource_type="Segment", resource_id=body.segmentId
+            )
             return workspace.id
 
         await _recompute(request, await in_transaction(request, write), body.segmentId)

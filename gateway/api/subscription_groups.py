@@ -15,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from engine.audit import record_action
 from engine.errors import InvalidInput
 from engine.messaging import subscription_csv, subscription_groups, subscriptions
 from engine.storage.resource_models import ChannelType, SubscriptionGroupType
 from gateway.admin_auth import authorize_target
-from gateway.api.data_sources import Authorize
-from gateway.deps import in_transaction
+from gateway.deps import Authorize, in_transaction
 from gateway.inputs import read_json, read_query, read_uploaded_file, validate
 
 
@@ -110,6 +110,14 @@ def subscription_group_routes(prefix: str, authorize: Authorize, *, name: str) -
                 updates,
                 field="body/userUpdates/changes",
             )
+            for update in body.userUpdates:
+                record_action(
+                    session,
+                    workspace_id=workspace.id,
+                    resource_type="UserSubscriptions",
+                    resource_id=update.userId,
+                    after=update.changes,
+                )
 
         await in_transaction(request, write)
         return Response(status_code=200)
@@ -134,6 +142,14 @@ def subscription_group_routes(prefix: str, authorize: Authorize, *, name: str) -
                 workspace.id,
                 group_id,
                 rows,
+            )
+            after = {"rows": len(rows)}
+            record_action(
+                session,
+                workspace_id=workspace.id,
+                resource_type="SubscriptionGroup",
+                resource_id=group_id,
+                after=after,
             )
 
         await in_transaction(request, write)

@@ -19,8 +19,7 @@ from engine import user_properties
 from engine.definitions import validate_user_property_definition
 from engine.storage.resource_models import ComputedPropertyStatus
 from gateway.admin_auth import authorize_target
-from gateway.api.data_sources import Authorize
-from gateway.deps import in_transaction
+from gateway.deps import Authorize, in_transaction
 from gateway.inputs import read_json, read_query, validate
 
 Status = Literal["NotStarted", "Running", "Paused"]

@@ -3,6 +3,7 @@ authorised by an admin key."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,9 +13,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine import users
+from engine.audit import record_action
 from engine.messaging.subscriptions import user_subscriptions
 from gateway.admin_auth import authorize_target
-from gateway.deps import in_transaction
+from gateway.deps import Authorize, in_transaction
 from gateway.inputs import read_json, read_query, validate
 
 
@@ -82,7 +84,7 @@ class DeleteUsersBody(BaseModel):
     userIds: list[str] = Field(min_length=1)
 
 
-async def get_users(request: Request) -> JSONResponse:
+async def get_users(request: Request, authorize: Authorize) -> JSONResponse:
     raw = await read_json(request)
     body = validate(GetUsersBody, raw)
     page = users.PageRequest(
@@ -95,19 +97,19 @@ async def get_users(request: Request) -> JSONResponse:
     )
 
     def read(session: Session) -> users.UserPage:
-        workspace = authorize_target(request, session, raw)
+        workspace = authorize(request, session, raw)
         where = body.to_filter(session, workspace.id)
         return users.list_users(request.app.state.event_store, session, workspace.id, where, page)
 
     return JSONResponse((await in_transaction(request, read)).to_json())
 
 
-async def count_users(request: Request) -> JSONResponse:
+async def count_users(request: Request, authorize: Authorize) -> JSONResponse:
     raw = await read_json(request)
     body = validate(UserFilterBody, raw)
 
     def count(session: Session) -> int:
-        workspace = authorize_target(request, session, raw)
+        workspace = authorize(request, session, raw)
         return users.count_users(
             request.app.state.event_store, workspace.id, body.to_filter(session, workspace.id)
         )
@@ -115,11 +117,11 @@ async def count_users(request: Request) -> JSONResponse:
     return JSONResponse({"userCount": await in_transaction(request, count)})
 
 
-async def get_subscriptions(request: Request) -> JSONResponse:
+async def get_subscriptions(request: Request, authorize: Authorize) -> JSONResponse:
     query = read_query(request, UserQuery)
 
     def read(session: Session) -> dict[str, Any]:
-        workspace = authorize_target(request, session, None)
+        workspace = authorize(request, session, None)
         groups = user_subscriptions(session, workspace.id, query.userId)
         return {
             "workspaceId": workspace.id,
@@ -133,31 +135,58 @@ async def get_subscriptions(request: Request) -> JSONResponse:
     return JSONResponse(await in_transaction(request, read))
 
 
-async def delete_users(request: Request) -> Response:
+async def delete_users(request: Request, authorize: Authorize) -> Response:
     raw = await read_json(request)
-    return await _delete(request, validate(DeleteUsersBody, raw), raw)
+    return await _delete(request, authorize, validate(DeleteUsersBody, raw), raw)
 
 
-async def delete_users_by_query(request: Request) -> Response:
+async def delete_users_by_query(request: Request, authorize: Authorize) -> Response:
     query = read_query(request, DeleteUsersBody, arrays=frozenset({"userIds"}))
-    return await _delete(request, query, None)
+    return await _delete(request, authorize, query, None)
 
 
-async def _delete(request: Request, body: DeleteUsersBody, raw: object) -> Response:
+async def _delete(request: Request, authorize: Authorize, body: DeleteUsersBody, raw: object) -> Response:
     def delete(session: Session) -> None:
-        workspace = authorize_target(request, session, raw)
+        workspace = authorize(request, session, raw)
         users.delete_users(session, request.app.state.event_store, workspace.id, body.userIds)
+        for user_id in body.userIds:
+            record_action(session, workspace_id=workspace.id, resource_type="User", resource_id=user_id)
 
     await in_transaction(request, delete)
     return Response(status_code=204)
 
 
-routes = [
-    Route("/api/admin/users", get_users, methods=["POST"], name="users:list"),
-    Route("/api/admin/users/", get_users, methods=["POST"], name="users:list/"),
-    Route("/api/admin/users/count", count_users, methods=["POST"], name="users:count"),
-    Route("/api/admin/users/subscriptions", get_subscriptions, methods=["GET"], name="users:subscriptions"),
-    Route("/api/admin/users", delete_users, methods=["DELETE"], name="users:delete"),
-    Route("/api/admin/users/", delete_users, methods=["DELETE"], name="users:delete/"),
-    Route("/api/admin/users/v2", delete_users_by_query, methods=["DELETE"], name="users:delete_v2"),
-]
+def user_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Route]:
+    """The users handlers under `prefix`, each request authorised by `authorize`."""
+    return [
+        Route(prefix, partial(get_users, authorize=authorize), methods=["POST"], name=f"{name}:list"),
+        Route(f"{prefix}/", partial(get_users, authorize=authorize), methods=["POST"], name=f"{name}:list/"),
+        Route(
+            f"{prefix}/count",
+            partial(count_users, authorize=authorize),
+            methods=["POST"],
+            name=f"{name}:count",
+        ),
+        Route(
+            f"{prefix}/subscriptions",
+            partial(get_subscriptions, authorize=authorize),
+            methods=["GET"],
+            name=f"{name}:subscriptions",
+        ),
+        Route(prefix, partial(delete_users, authorize=authorize), methods=["DELETE"], name=f"{name}:delete"),
+        Route(
+            f"{prefix}/",
+            partial(delete_users, authorize=authorize),
+            methods=["DELETE"],
+            name=f"{name}:delete/",
+        ),
+        Route(
+            f"{prefix}/v2",
+            partial(delete_users_by_query, authorize=authorize),
+            methods=["DELETE"],
+            name=f"{name}:delete_v2",
+        ),
+    ]
+
+
+routes = user_routes("/api/admin/users", authorize_target, name="users")

@@ -95,6 +95,7 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
         ({"AUTH_MODE": "open-sesame"}, "AUTH_MODE"),
         ({"AUTH_MODE": "single-tenant", "SECRET_KEY": "s"}, "PASSWORD"),
         ({"AUTH_MODE": "multi-tenant"}, "SECRET_KEY"),
+        ({"AUTH_MODE": "multi-tenant", "SECRET_KEY": "s", "OPEN_ID_CLIENT_ID": "c"}, "OPEN_ID_ISSUER"),
         ({"API_BODY_LIMIT": "lots"}, "API_BODY_LIMIT"),
         ({"API_BODY_LIMIT": "10"}, "API_BODY_LIMIT"),
         ({"SESSION_COOKIE_SECURE": "maybe"}, "SESSION_COOKIE_SECURE"),
