@@ -7,11 +7,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+from engine.json_paths import parse_path
 
 # Strict, so a definition is stored only when it already has the types the compute loop reads
 # (no "3" for 3); TypeBox objects allow unknown properties, so extra fields are kept.
 _STRICT = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
+
+
+def _checked_path(path: str) -> str:
+    parse_path(path)
+    return path
+
+
+# A trait or event-property path, refused at validation when no query could follow it.
+JsonPath = Annotated[str, AfterValidator(_checked_path)]
 
 
 class _Shape(BaseModel):
@@ -98,12 +109,12 @@ TRAIT_ONLY_OPERATORS = frozenset({"Within", "HasBeen", "AbsoluteTimestamp"})
 
 
 class PropertyFilter(_Shape):
-    path: str
+    path: JsonPath
     operator: SegmentOperator
 
 
 class KeyedPropertyFilter(_Shape):
-    path: str
+    path: JsonPath
     operator: KeyedPerformedOperator
 
 
@@ -129,7 +140,7 @@ class _Node(_Shape):
 
 class TraitNode(_Node):
     type: Literal["Trait"]
-    path: str
+    path: JsonPath
     operator: SegmentOperator
 
 
@@ -196,7 +207,7 @@ class EveryoneNode(_Node):
 
 class IncludesNode(_Node):
     type: Literal["Includes"]
-    path: str
+    path: JsonPath
     item: str
 
 
@@ -246,7 +257,7 @@ class UserPropertyEquals(_Shape):
 
 
 class UserPropertyFilter(_Shape):
-    path: str
+    path: JsonPath
     operator: UserPropertyEquals
 
 
@@ -260,14 +271,14 @@ class AnonymousIdProperty(_Shape):
 
 class TraitProperty(_Shape):
     type: Literal["Trait"]
-    path: str
+    path: JsonPath
     id: str = ""
 
 
 class PerformedProperty(_Shape):
     type: Literal["Performed"]
     event: str
-    path: str
+    path: JsonPath
     properties: list[UserPropertyFilter] = []
     skipReCompute: bool = False
     id: str = ""
@@ -286,7 +297,7 @@ class PerformedManyProperty(_Shape):
 class KeyedPerformedProperty(_Shape):
     type: Literal["KeyedPerformed"]
     event: str
-    path: str
+    path: JsonPath
     key: str
     properties: list[UserPropertyFilter] = []
     id: str = ""

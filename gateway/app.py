@@ -9,7 +9,7 @@ directory.
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from components.catalog import screen_routes
 from engine.blob_storage import BlobStore, open_blob_store
 from engine.compute.loop import ComputeProperties
 from engine.event_writer import EventWriter
@@ -62,8 +63,14 @@ from gateway.settings import Settings
 from gateway.tokens import TokenSigner
 
 
-def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> Starlette:
-    """Build the app. `run_worker` defaults to True exactly when events are embedded (chdb)."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    run_worker: bool | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
+    """Build the app. `run_worker` defaults to True exactly when events are embedded (chdb);
+    `extra_routes` come before the rest (the demo's sample parent page)."""
     settings = settings or Settings.from_environ()
     in_process_worker = settings.embedded_events if run_worker is None else run_worker
     signer = TokenSigner(settings.secret_key, settings.secret_key_fallbacks)
@@ -104,7 +111,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             sql_engine.dispose()
 
     app = Starlette(
-        routes=build_routes(),
+        routes=[*extra_routes, *build_routes()],
         middleware=[
             # Outermost first: strip API_PREFIX, then refuse oversized bodies before any parsing.
             Middleware(StripPrefix, prefix=settings.api_prefix),
@@ -151,6 +158,7 @@ def build_routes() -> list[BaseRoute]:
         *admin_only_routes(),
         *member_routes(),
         *embedded_routes(),
+        *screen_routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 import uvicorn
+from starlette.applications import Starlette
 
 from engine import __version__
 from engine.compute.loop import ComputeProperties, wall_clock_watermark
@@ -25,6 +26,7 @@ from engine.storage.models import WorkspaceType
 from gateway import operator
 from gateway.app import create_app, open_configured_blob_store, open_event_store
 from gateway.background import build_worker, close_send_services, open_send_services
+from gateway.sample_parent import PAGE_PATH, sample_parent_routes
 from gateway.settings import Settings, SettingsError
 
 
@@ -73,11 +75,11 @@ def _add_listen_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")), help="port to bind")
 
 
-def run_serve(settings: Settings, args: argparse.Namespace) -> int:
+def run_serve(settings: Settings, args: argparse.Namespace, app: Starlette | None = None) -> int:
     # One process: chdb allows a single owner of its data directory, and the in-process worker
     # would otherwise run once per uvicorn worker.
     uvicorn.run(
-        create_app(settings),
+        app or create_app(settings),
         host=args.host,
         port=args.port,
         log_level=settings.log_level.lower(),
@@ -92,8 +94,15 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     if created is not None:
         print(f"feedgate demo: seeded parent workspace {created.workspace_id}")
         print(f"  admin API key (shown once): {created.admin_api_key}")
+    sample = operator.prepare_sample_parent(settings)
+    app = create_app(settings, extra_routes=sample_parent_routes(sample) if sample else ())
     print(f"feedgate demo: data in {settings.data_dir}, open http://{args.host}:{args.port}/", flush=True)
-    return run_serve(settings, args)
+    if sample is not None:
+        print(
+            f"  sample parent app embedding every screen: http://{args.host}:{args.port}{PAGE_PATH}",
+            flush=True,
+        )
+    return run_serve(settings, args, app)
 
 
 def run_create_workspace(settings: Settings, args: argparse.Namespace) -> int:

@@ -125,6 +125,12 @@ def authenticate_embedded(request: Request, session: Session) -> EmbeddedSession
     scheme, _, token = header.partition(" ")
     if scheme != "Bearer" or not token:
         raise NotAuthenticated("Invalid authorization header: send Authorization: Bearer <session token>")
+    return open_embedded_session(request, session, token)
+
+
+def open_embedded_session(request: Request, session: Session, token: str) -> EmbeddedSession:
+    """Verify `token` and make it this request's credential: kept on `request.state` (for the
+    frame-ancestors header and the handlers) and named as the audit actor."""
     settings = request.app.state.settings
     embedded = verify_token(
         session, request.app.state.signer, token, max_ttl_seconds=settings.session_ttl_max_seconds

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from engine import workspaces
@@ -14,8 +14,9 @@ from engine.credentials import create_admin_api_key
 from engine.event_writer import EventWriter
 from engine.events import EventRow, build_rows
 from engine.storage import make_engine, make_session_factory, upgrade_database
-from engine.storage.models import Workspace, WorkspaceType
+from engine.storage.models import AdminApiKey, Workspace, WorkspaceType
 from gateway.app import open_event_store
+from gateway.sample_parent import SampleParent
 from gateway.settings import Settings
 
 
@@ -98,3 +99,34 @@ def _sample_events(workspace_id: str) -> list[EventRow]:
             }
             rows += build_rows(workspace_id, "track", track, at)
     return rows
+
+
+SAMPLE_PARENT_KEY_NAME = "sample-parent-page"
+
+
+def prepare_sample_parent(settings: Settings) -> SampleParent | None:
+    """The demo parent and its first child, with a fresh admin key for the sample parent page (the
+    key is kept in memory only; the previous run's is deleted). None when the demo was not seeded."""
+    sql_engine = make_engine(settings.database_url)
+    try:
+        sessions = make_session_factory(sql_engine)
+        with sessions.begin() as session:
+            parent = session.scalar(
+                select(Workspace).where(Workspace.name == "Demo SaaS", Workspace.type == WorkspaceType.PARENT)
+            )
+            child = parent and session.scalar(
+                select(Workspace)
+                .where(Workspace.parent_workspace_id == parent.id)
+                .order_by(Workspace.created_at)
+            )
+            if parent is None or child is None:
+                return None
+            session.execute(
+                delete(AdminApiKey).where(
+                    AdminApiKey.workspace_id == parent.id, AdminApiKey.name == SAMPLE_PARENT_KEY_NAME
+                )
+            )
+            key = create_admin_api_key(session, parent.id, SAMPLE_PARENT_KEY_NAME)
+            return SampleParent(parent_id=parent.id, child_id=child.id, admin_key=key.api_key)
+    finally:
+        sql_engine.dispose()

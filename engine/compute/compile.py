@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.json_paths import clickhouse_path
+
 Definition = dict[str, Any]
 
 _DAY = 86_400
@@ -70,10 +72,6 @@ def compile_user_property(property_id: str, definition: Definition, version: str
 
 
 # -- shared SQL pieces -------------------------------------------------------------------------
-
-
-def json_path(path: str) -> str:
-    return path if path.startswith("$") else f"$.{path}"
 
 
 def _raw_at(document: str, path_param: str) -> str:
@@ -143,7 +141,7 @@ def _property_filters(compiled: Compiled, filters: list[dict[str, Any]] | None) 
     conditions = [
         _operator(
             compiled,
-            _raw_at("properties", compiled.bind(json_path(f["path"]), "String")),
+            _raw_at("properties", compiled.bind(clickhouse_path(f["path"]), "String")),
             f["operator"],
             "true",
         )
@@ -194,7 +192,7 @@ class _SegmentBuilder:
         if kind == "Trait" and node["operator"]["type"] == "HasBeen":
             return self.has_been(node)
         if kind in ("Trait", "Includes"):
-            path = c.bind(json_path(node["path"]), "String")
+            path = c.bind(clickhouse_path(node["path"]), "String")
             i = self.state(node, _IDENTIFY, value=_raw_at("properties", path))
             if kind == "Includes":
                 item = c.bind(_value_text(node["item"]), "String")
@@ -207,7 +205,7 @@ class _SegmentBuilder:
             i = self.state(node, match, value="if(properties = '', '{}', properties)")
             checks = [
                 _operator(
-                    c, _raw_at(f"s{i}_v", c.bind(json_path(f["path"]), "String")), f["operator"], "true"
+                    c, _raw_at(f"s{i}_v", c.bind(clickhouse_path(f["path"]), "String")), f["operator"], "true"
                 )
                 for f in node.get("hasProperties", [])
             ]
@@ -261,7 +259,7 @@ class _SegmentBuilder:
         c = self.compiled
         c.time_dependent = True
         operator = node["operator"]
-        raw = _raw_at("properties", c.bind(json_path(node["path"]), "String"))
+        raw = _raw_at("properties", c.bind(clickhouse_path(node["path"]), "String"))
         target = c.bind(_value_text(operator["value"]), "String")
         millis = "toString(toUnixTimestamp64Milli(event_time))"
         other = self.state(
@@ -319,10 +317,10 @@ class _PropertyBuilder:
             i = self.state(node_id, "anonymous_id != ''", value="anonymous_id")
             return f"if(s{i}_v = '', '', toJSONString(s{i}_v))"
         if kind == "Trait":
-            path = c.bind(json_path(definition["path"]), "String")
+            path = c.bind(clickhouse_path(definition["path"]), "String")
             return f"s{self.state(node_id, _IDENTIFY, value=_raw_at('properties', path))}_v"
         if kind == "Performed":
-            path = c.bind(json_path(definition["path"]), "String")
+            path = c.bind(clickhouse_path(definition["path"]), "String")
             match = (
                 f"{_track(c, definition['event'])} AND {_property_filters(c, definition.get('properties'))}"
             )

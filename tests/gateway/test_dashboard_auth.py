@@ -5,17 +5,13 @@ provider, the single-tenant password, workspace switching and the `/api/permissi
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx2 as httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
@@ -29,7 +25,7 @@ from gateway.member_cookie import COOKIE_NAME
 from gateway.oidc import plan_end_session
 from gateway.settings import OpenIdSettings, Settings
 from gateway.tokens import Purpose
-from tests.support.net import free_port
+from tests.support.net import ThreadedServer, free_port
 from tests.support.oidc_provider import (
     OpenIdProvider,
     confirm_sign_out_at_provider,
@@ -41,27 +37,6 @@ from tests.support.oidc_provider import (
 CALLBACK = "/dashboard/oauth2/callback"
 SIGNOUT_COMPLETE = "/dashboard/signout/complete"
 TESTSERVER = "http://testserver"
-
-
-def build_app(settings: Settings) -> Starlette:
-    return create_app(settings, run_worker=False)
-
-
-@contextmanager
-def serving(app: Starlette, port: int) -> Iterator[None]:
-    """uvicorn on localhost:`port` in a thread of this process, for the provider to redirect back to."""
-    server = uvicorn.Server(uvicorn.Config(app, host="localhost", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the app server did not start"
-        time.sleep(0.01)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @dataclass(frozen=True)
@@ -111,9 +86,12 @@ def multi_tenant(settings: Settings, idp: OpenIdProvider, dashboard_url: str, **
 @pytest.fixture
 def site(settings: Settings, provider: ProviderAndPort) -> Iterator[Site]:
     url = f"http://localhost:{provider.app_port}"
-    app = build_app(multi_tenant(settings, provider.idp, url))
-    with serving(app, provider.app_port):
+    app = create_app(multi_tenant(settings, provider.idp, url), run_worker=False)
+    server = ThreadedServer(app, host="localhost", port=provider.app_port).start()
+    try:
         yield Site(url, provider.idp, app)
+    finally:
+        server.stop()
 
 
 @pytest.fixture
@@ -383,7 +361,7 @@ def test_signout_follows_the_configured_end_session_endpoint_and_return_paramete
         end_session_endpoint="https://login.example.test/logout?tenant=acme",
         return_to_query_param="returnTo",
     )
-    with TestClient(build_app(configured)) as client:
+    with TestClient(create_app(configured, run_worker=False)) as client:
         response = client.get("/dashboard/signout", follow_redirects=False)
 
     location = urlsplit(response.headers["location"])
@@ -397,7 +375,7 @@ def test_signout_follows_the_configured_end_session_endpoint_and_return_paramete
 
 def test_an_unreachable_provider_fails_the_login_with_a_page_not_a_crash(settings: Settings) -> None:
     idp = OpenIdProvider("http://127.0.0.1:9", "gateway", "secret", [])  # nothing listens there
-    with TestClient(build_app(multi_tenant(settings, idp, TESTSERVER))) as client:
+    with TestClient(create_app(multi_tenant(settings, idp, TESTSERVER), run_worker=False)) as client:
         started = client.get("/dashboard/login", follow_redirects=False)
         callback = client.get(CALLBACK, params={"code": "c", "state": "s"})
 
@@ -450,7 +428,7 @@ def single_tenant(settings: Settings) -> Iterator[TestClient]:
     configured = replace(
         settings, auth_mode="single-tenant", password="correct horse", dashboard_url=TESTSERVER
     )
-    with TestClient(build_app(configured), headers={"origin": TESTSERVER}) as client:
+    with TestClient(create_app(configured, run_worker=False), headers={"origin": TESTSERVER}) as client:
         with client.app.state.sessions.begin() as session:  # type: ignore[attr-defined]
             create_workspace(session, "Only")
         yield client
@@ -506,7 +484,7 @@ def test_single_tenant_signout_clears_the_session(single_tenant: TestClient) -> 
 
 
 def test_single_tenant_routes_do_not_exist_in_other_modes(settings: Settings) -> None:
-    with TestClient(build_app(settings)) as anonymous:  # the default mode
+    with TestClient(create_app(settings, run_worker=False)) as anonymous:  # the default mode
         assert anonymous.post("/api/public/single-tenant/login", json={"password": "x"}).status_code == 404
         assert anonymous.get("/api/public/single-tenant/signout").status_code == 404
         assert anonymous.get("/dashboard/auth/single-tenant").status_code == 404
@@ -520,7 +498,7 @@ def test_single_tenant_routes_do_not_exist_in_other_modes(settings: Settings) ->
 def multi(settings: Settings) -> Iterator[TestClient]:
     idp = OpenIdProvider("http://127.0.0.1:9", "gateway", "secret", [])  # never contacted here
     with TestClient(
-        build_app(multi_tenant(settings, idp, TESTSERVER)), headers={"origin": TESTSERVER}
+        create_app(multi_tenant(settings, idp, TESTSERVER), run_worker=False), headers={"origin": TESTSERVER}
     ) as client:
         yield client
 

@@ -20,9 +20,9 @@ def free_port() -> int:
 class ThreadedServer:
     """Serve an ASGI app with uvicorn in a daemon thread of this process, on a free loopback port."""
 
-    def __init__(self, app: ASGIApp, host: str = "127.0.0.1") -> None:
+    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.host = host
-        self.port = free_port()
+        self.port = port or free_port()
         self.server = uvicorn.Server(
             uvicorn.Config(app, host=host, port=self.port, log_level="warning", lifespan="on")
         )

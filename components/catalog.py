@@ -1,0 +1,28 @@
+"""Every screen's routes, in both shells (embedded and console), for the app to mount."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from components import (
+    analysis_chart,
+    deliveries_table,
+    email_editor,
+    segment_editor,
+    segments_table,
+    sms_editor,
+    templates_table,
+)
+
+
+def screen_routes() -> list[BaseRoute]:
+    return [
+        *deliveries_table.routes,
+        *analysis_chart.routes,
+        *segments_table.routes,
+        *segment_editor.routes,
+        # Each editor's `/{id}` route comes after its action paths.
+        *templates_table.routes,
+        *email_editor.routes,
+        *sms_editor.routes,
+    ]
