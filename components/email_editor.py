@@ -12,6 +12,7 @@ editor type is the template's own (chosen when it was created); the posted mode 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,7 +38,6 @@ from components.template_editing import (
     EditedTemplate,
     allowed_email_contents_types,
     check_may_read,
-    check_may_write,
     check_template_in_reach,
     email_type_refused,
     form_text,
@@ -46,9 +46,7 @@ from components.template_editing import (
     read_form,
     render_context,
     requested_template_id,
-    required_text,
-    save_template,
-    saved_message,
+    save_from_form,
 )
 from engine.errors import InvalidInput
 from engine.messaging.batch_send import PREVIEW_USER_ID
@@ -261,35 +259,20 @@ async def edit_blocks(request: Request, screen: Screen) -> Response:
 
 
 async def save_draft(request: Request, screen: Screen) -> Response:
-    return await _save(request, screen, publish=False)
+    return await save_from_form(request, screen, "Email", _edited_document, publish=False)
 
 
 async def publish(request: Request, screen: Screen) -> Response:
-    return await _save(request, screen, publish=True)
+    return await save_from_form(request, screen, "Email", _edited_document, publish=True)
 
 
-async def _save(request: Request, screen: Screen, *, publish: bool) -> Response:
-    check_may_write(screen)
-    form = await read_form(request)
-    template_id = required_text(form, "id")
-    check_template_in_reach(screen, template_id)
-    name = required_text(form, "name")
-
-    def write(session: Session) -> EditedTemplate:
-        edited = open_template(session, screen.workspace_id, template_id, "Email")
+def _edited_document(form: FormData) -> Callable[[EditedTemplate], dict[str, Any]]:
+    def build(edited: EditedTemplate) -> dict[str, Any]:
         # The template's own editor type decides how the body is read, whatever the form says.
         fields = fields_from_form(form, fields_of_document(edited.document).mode, complete=True)
-        document = document_of(edited.document, fields)
-        return save_template(session, screen, edited, name, document, publish=publish)
+        return document_of(edited.document, fields)
 
-    saved = await in_transaction(request, write)
-    return render(
-        request,
-        screen,
-        "message_templates/_save_status.html",
-        edited=saved,
-        message=saved_message(publish=publish),
-    )
+    return build
 
 
 _PAGE = "/templates/email"

@@ -7,6 +7,7 @@ Save writes the draft; publish writes the definition and clears the draft, as th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,6 @@ from components.template_editing import (
     SAMPLE_USER_JSON,
     EditedTemplate,
     check_may_read,
-    check_may_write,
     check_template_in_reach,
     form_text,
     open_template,
@@ -32,9 +32,7 @@ from components.template_editing import (
     read_form,
     render_context,
     requested_template_id,
-    required_text,
-    save_template,
-    saved_message,
+    save_from_form,
 )
 from engine.errors import InvalidInput
 from engine.messaging.batch_send import PREVIEW_USER_ID
@@ -110,35 +108,16 @@ async def preview(request: Request, screen: Screen) -> Response:
 
 
 async def save_draft(request: Request, screen: Screen) -> Response:
-    return await _save(request, screen, publish=False)
+    return await save_from_form(request, screen, "Sms", _edited_document, publish=False)
 
 
 async def publish(request: Request, screen: Screen) -> Response:
-    return await _save(request, screen, publish=True)
+    return await save_from_form(request, screen, "Sms", _edited_document, publish=True)
 
 
-async def _save(request: Request, screen: Screen, *, publish: bool) -> Response:
-    check_may_write(screen)
-    form = await read_form(request)
-    template_id = required_text(form, "id")
-    check_template_in_reach(screen, template_id)
-    name = required_text(form, "name")
+def _edited_document(form: FormData) -> Callable[[EditedTemplate], dict[str, Any]]:
     body = form_text(form, "body", None)
-
-    def write(session: Session) -> EditedTemplate:
-        edited = open_template(session, screen.workspace_id, template_id, "Sms")
-        return save_template(
-            session, screen, edited, name, document_of(edited.document, body), publish=publish
-        )
-
-    saved = await in_transaction(request, write)
-    return render(
-        request,
-        screen,
-        "message_templates/_save_status.html",
-        edited=saved,
-        message=saved_message(publish=publish),
-    )
+    return lambda edited: document_of(edited.document, body)
 
 
 _PAGE = "/templates/sms"

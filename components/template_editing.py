@@ -9,6 +9,7 @@ email editor type (engine.configuration_enforcement); in the console the member 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -16,8 +17,9 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.requests import Request
+from starlette.responses import Response
 
-from components.screens import Screen
+from components.screens import Screen, render
 from engine import configuration_enforcement
 from engine.component_configurations import effective_configuration
 from engine.errors import InvalidInput, NotFound, PermissionDenied
@@ -31,6 +33,7 @@ from engine.messaging.template_models import (
     validate_template_definition,
 )
 from engine.storage.resource_models import MessageTemplate
+from gateway.deps import in_transaction
 from gateway.embed_policy import check_resource_ids, check_scope
 
 COMPONENT = "MessageTemplate"
@@ -247,3 +250,33 @@ def email_type_refused(allowed: list[str] | None, document: dict[str, Any]) -> b
     """Whether saving `document` would be refused by the allowed email editor types."""
     contents = email_contents_type(document)
     return allowed is not None and contents is not None and contents not in allowed
+
+
+# Reads an editor's posted form (before any SQL) into what turns a stored template into the edited one.
+DocumentFromForm = Callable[[FormData], Callable[[EditedTemplate], dict[str, Any]]]
+
+
+async def save_from_form(
+    request: Request, screen: Screen, channel: str, edited_document: DocumentFromForm, *, publish: bool
+) -> Response:
+    """An editor's save or publish: the form's template, name and document written as a draft or
+    published, answered with the save-status fragment."""
+    check_may_write(screen)
+    form = await read_form(request)
+    template_id = required_text(form, "id")
+    check_template_in_reach(screen, template_id)
+    name = required_text(form, "name")
+    document_for = edited_document(form)
+
+    def write(session: Session) -> EditedTemplate:
+        edited = open_template(session, screen.workspace_id, template_id, channel)
+        return save_template(session, screen, edited, name, document_for(edited), publish=publish)
+
+    saved = await in_transaction(request, write)
+    return render(
+        request,
+        screen,
+        "message_templates/_save_status.html",
+        edited=saved,
+        message=saved_message(publish=publish),
+    )
