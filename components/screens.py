@@ -18,14 +18,17 @@ from typing import Any
 from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from components.theme import theme_stylesheet
 from engine.errors import EngineError, NotAuthenticated, PermissionDenied
 from engine.member_roles import role_at_least
 from engine.storage.models import Role, Workspace
+from engine.themes import read_effective_theme
 from gateway.deps import in_transaction
 from gateway.embedded_auth import EmbeddedSession, open_embedded_session
 from gateway.errors import status_for
@@ -51,6 +54,8 @@ class Screen:
     page_base: str
     api_base: str
     can_write: bool
+    # The workspace's theme as `:root{…}` declarations (components.theme); empty for the defaults.
+    theme_css: Markup = Markup("")
 
     def page(self, path: str, **params: str) -> str:
         """A link to another screen of the same shell, keeping the workspace."""
@@ -108,6 +113,7 @@ def _open(request: Request, session: Session, component: str) -> Screen:
     return Screen(
         workspace_id=workspace.id,
         workspace_name=workspace.name,
+        theme_css=theme_stylesheet(read_effective_theme(session, workspace)),
         embedded=None,
         page_base=CONSOLE_PREFIX,
         api_base="/api",
@@ -132,6 +138,7 @@ def _open_embedded(request: Request, session: Session, component: str) -> Screen
     return Screen(
         workspace_id=workspace.id,
         workspace_name=workspace.name,
+        theme_css=theme_stylesheet(read_effective_theme(session, workspace)),
         embedded=embedded,
         page_base=EMBED_PREFIX,
         api_base="/api-l/embedded",

@@ -1,4 +1,4 @@
-"""Tables of the multi-tenant gateway: component configurations, embed settings and the audit log.
+"""Tables of the multi-tenant gateway: component configurations, embed settings, themes and the audit log.
 
 Embed settings live in their own row per workspace (a child without one inherits its parent's), so
 revoking every session of a workspace is one UPDATE of `sessions_not_before`.
@@ -39,6 +39,17 @@ class EmbedSettings(Timestamped, Base):
     allowed_origins: Mapped[list[str] | None] = mapped_column(JSON)
     # Tokens issued before this instant are refused (per-workspace revocation).
     sessions_not_before: Mapped[datetime | None] = mapped_column()
+
+
+class WorkspaceTheme(Timestamped, Base):
+    """A workspace's own theme values (engine.themes validates them); a child inherits the rest."""
+
+    __tablename__ = "workspace_themes"
+
+    workspace_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    values: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class AuditEntry(Base):
