@@ -6,10 +6,15 @@ from starlette.routing import BaseRoute
 
 from components import (
     analysis_chart,
+    broadcast_editor,
+    broadcasts_table,
     deliveries_table,
     email_editor,
+    journey_editor,
+    journeys_table,
     segment_editor,
     segments_table,
+    settings_pages,
     sms_editor,
     templates_table,
 )
@@ -25,4 +30,10 @@ def screen_routes() -> list[BaseRoute]:
         *templates_table.routes,
         *email_editor.routes,
         *sms_editor.routes,
+        *broadcasts_table.routes,
+        *broadcast_editor.routes,
+        *journeys_table.routes,
+        *journey_editor.routes,
+        # Console only: the settings are never embedded.
+        *settings_pages.routes,
     ]

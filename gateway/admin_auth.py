@@ -18,6 +18,7 @@ from engine.storage.models import Workspace, WorkspaceStatus
 from engine.workspaces import find_workspace_by_external_id
 from gateway.deps import audit_context
 from gateway.inputs import resolve_workspace_id
+from gateway.request_log import note_workspace
 
 
 def authenticate_admin(request: Request, session: Session) -> Workspace:
@@ -62,4 +63,5 @@ def authorize_target(
         raise NotAuthenticated("API key not valid")
     if target.status != WorkspaceStatus.ACTIVE and not allow_inactive:
         raise NotAuthenticated("API key not valid")
+    note_workspace(request, target.id)
     return target

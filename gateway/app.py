@@ -25,7 +25,7 @@ from engine.compute.loop import ComputeProperties
 from engine.event_writer import EventWriter
 from engine.journeys.event_entry import EventEntryStarter
 from engine.storage import EventStore, make_engine, make_session_factory, upgrade_database
-from gateway import dashboard_auth, health
+from gateway import dashboard_auth, health, openapi
 from gateway.api import (
     analysis,
     audit_log,
@@ -58,8 +58,10 @@ from gateway.body_limit import BodyLimit
 from gateway.embed_policy import SecurityHeaders
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.member_cookie import MemberSessionMiddleware
+from gateway.metrics import MeteredEventWriter, Metrics, MetricsMiddleware, metrics_routes
 from gateway.mounts import admin_only_routes, embedded_routes, member_routes
 from gateway.paths import STATIC_DIR
+from gateway.request_log import RequestLog
 from gateway.settings import Settings
 from gateway.tokens import TokenSigner
 
@@ -75,6 +77,7 @@ def create_app(
     settings = settings or Settings.from_environ()
     in_process_worker = settings.embedded_events if run_worker is None else run_worker
     signer = TokenSigner(settings.secret_key, settings.secret_key_fallbacks)
+    metrics = Metrics() if settings.metrics_enabled else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -85,10 +88,15 @@ def create_app(
         app.state.sql_engine = sql_engine
         app.state.sessions = make_session_factory(sql_engine)
         app.state.event_store = event_store
-        app.state.event_writer = event_writer
+        app.state.event_writer = MeteredEventWriter(event_writer, metrics) if metrics else event_writer
         app.state.blob_store = await anyio.to_thread.run_sync(open_configured_blob_store, settings)
-        app.state.compute = ComputeProperties(app.state.sessions, event_store, event_writer.watermark)
-        app.state.send_services = open_send_services(settings, app.state.blob_store)
+        compute = ComputeProperties(app.state.sessions, event_store, event_writer.watermark)
+        app.state.compute = compute
+        app.state.send_services = open_send_services(
+            settings, app.state.blob_store, observe_send=metrics.record_send if metrics else None
+        )
+        if metrics is not None:
+            metrics.watch_compute(lambda: compute.last_completed)
         app.state.event_entry = EventEntryStarter()
         stop = threading.Event()
         worker_thread = None
@@ -112,10 +120,13 @@ def create_app(
             sql_engine.dispose()
 
     app = Starlette(
-        routes=[*extra_routes, *build_routes()],
+        routes=[*extra_routes, *(metrics_routes(metrics) if metrics else ()), *build_routes()],
         middleware=[
-            # Outermost first: strip API_PREFIX, then refuse oversized bodies before any parsing.
+            # Outermost first: strip API_PREFIX, log and count, then refuse oversized bodies before
+            # any parsing.
             Middleware(StripPrefix, prefix=settings.api_prefix),
+            Middleware(RequestLog),
+            *([Middleware(MetricsMiddleware, metrics=metrics)] if metrics else []),
             Middleware(BodyLimit, limit=settings.api_body_limit),
             Middleware(SecurityHeaders, dashboard_url=settings.dashboard_url),
             Middleware(MemberSessionMiddleware, signer=signer, secure=settings.session_cookie_secure),
@@ -131,6 +142,7 @@ def create_app(
 def build_routes() -> list[BaseRoute]:
     return [
         *health.routes,
+        *openapi.routes,
         *dashboard_auth.routes,
         *public_apps.routes,
         *view_in_browser.routes,

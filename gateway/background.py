@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
@@ -27,10 +28,15 @@ from gateway.settings import Settings
 PROVIDER_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
-def open_send_services(settings: Settings, blob_store: BlobStore | None) -> SendServices:
+def open_send_services(
+    settings: Settings,
+    blob_store: BlobStore | None,
+    *,
+    observe_send: Callable[[str, str], None] | None = None,
+) -> SendServices:
     """Provider connections and link settings for sends; release with `close_send_services`."""
     providers = ProviderContext(httpx.Client(timeout=PROVIDER_TIMEOUT), settings.provider_endpoints)
-    return SendServices(providers, settings.dashboard_url, blob_store, settings.secret_key)
+    return SendServices(providers, settings.dashboard_url, blob_store, settings.secret_key, observe_send)
 
 
 def close_send_services(services: SendServices) -> None:

@@ -26,6 +26,8 @@ from engine.storage.models import WorkspaceType
 from gateway import operator
 from gateway.app import create_app, open_configured_blob_store, open_event_store
 from gateway.background import build_worker, close_send_services, open_send_services
+from gateway.metrics import Metrics, serve_metrics_in_thread
+from gateway.request_log import configure_access_log
 from gateway.sample_parent import PAGE_PATH, sample_parent_routes
 from gateway.settings import Settings, SettingsError
 
@@ -39,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"feedgate: configuration error: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_access_log(settings.log_level)
     result: int = args.handler(settings, args)
     return result
 
@@ -85,6 +88,8 @@ def run_serve(settings: Settings, args: argparse.Namespace, app: Starlette | Non
         log_level=settings.log_level.lower(),
         proxy_headers=True,
         server_header=False,
+        # gateway.request_log writes the access lines, with credentials in query strings redacted.
+        access_log=False,
     )
     return 0
 
@@ -144,7 +149,12 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     upgrade_database(sql_engine)
     store = open_event_store(settings)
     writer = EventWriter(store)
-    services = open_send_services(settings, open_configured_blob_store(settings))
+    metrics = Metrics() if settings.metrics_enabled else None
+    if metrics is not None:
+        serve_metrics_in_thread(metrics, settings.metrics_port)
+    services = open_send_services(
+        settings, open_configured_blob_store(settings), observe_send=metrics.record_send if metrics else None
+    )
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -156,6 +166,8 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
         sessions = make_session_factory(sql_engine)
         # Gateways elsewhere may still be inserting events stamped a moment ago; leave them a margin.
         compute = ComputeProperties(sessions, store, wall_clock_watermark(5.0))
+        if metrics is not None:
+            metrics.watch_compute(lambda: compute.last_completed)
         build_worker(settings, sessions, compute, services, writer.write).run(stop)
     finally:
         close_send_services(services)

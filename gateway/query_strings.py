@@ -11,7 +11,7 @@ makes an object key rather than a list slot, so a client cannot make the server 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BeforeValidator
@@ -101,13 +101,19 @@ def _one_or_many(value: Any) -> Any:
     return value if isinstance(value, list) else [value]
 
 
+_FIRST_STORABLE = datetime(1900, 1, 1, tzinfo=UTC)
+_LAST_STORABLE = datetime(2299, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+
+
 def _date_text(value: Any) -> Any:
     if isinstance(value, datetime):
         return value
     parsed = parse_date(value) if isinstance(value, str) else None
     if parsed is None:
         raise ValueError("must be a date (ISO 8601)")
-    return parsed
+    # ClickHouse's DateTime64 holds 1900 to 2299 and refuses a parameter outside it; no stored time
+    # lies outside either, so a bound beyond (a client's "no end" of 2999) means the same clamped.
+    return min(max(parsed, _FIRST_STORABLE), _LAST_STORABLE)
 
 
 OneOrMany = Annotated[list[Item], BeforeValidator(_one_or_many)]

@@ -19,6 +19,8 @@ from urllib.parse import quote
 AuthMode = Literal["anonymous", "single-tenant", "multi-tenant"]
 
 DEFAULT_BODY_LIMIT = 5 * 1024 * 1024
+# Published in sample configurations (Dittofeed's docker-compose.ee.yaml): anyone can sign with it.
+SAMPLE_SECRET_KEYS = frozenset({"GEGL1RHjFVOxIO80Dp8+ODlZPOjm2IDBJB/UunHlf3c="})
 
 
 class SettingsError(ValueError):
@@ -92,6 +94,9 @@ class Settings:
     session_ttl_max_seconds: int = 86_400
     allow_write_key_sessions: bool = False
     log_level: str = "INFO"
+    # Prometheus metrics: the gateway serves GET /metrics; `feedgate worker` listens on metrics_port.
+    metrics_enabled: bool = False
+    metrics_port: int = 9464
     # Provider type -> API base URL, replacing the provider's public one (a regional endpoint, a proxy).
     provider_endpoints: Mapping[str, str] = field(default_factory=dict)
 
@@ -114,6 +119,12 @@ class Settings:
             if auth_mode != "anonymous":
                 raise SettingsError(f"SECRET_KEY must be set when AUTH_MODE={auth_mode}")
             secret_key = _load_or_create_secret_key(data_dir)
+        fallbacks = env.read_list("FEEDGATE_SECRET_KEY_FALLBACKS")
+        if auth_mode != "anonymous" and SAMPLE_SECRET_KEYS & {secret_key, *fallbacks}:
+            raise SettingsError(
+                "SECRET_KEY is a published sample key: anyone can sign sessions with it. Set your own "
+                f"(openssl rand -base64 32) when AUTH_MODE={auth_mode}"
+            )
         if auth_mode == "multi-tenant" and not (
             env.read_str("OPEN_ID_CLIENT_ID") and env.read_str("OPEN_ID_ISSUER")
         ):
@@ -129,7 +140,7 @@ class Settings:
             clickhouse_password=env.read_str("CLICKHOUSE_PASSWORD"),
             auth_mode=auth_mode,
             secret_key=secret_key,
-            secret_key_fallbacks=env.read_list("FEEDGATE_SECRET_KEY_FALLBACKS"),
+            secret_key_fallbacks=fallbacks,
             password=password,
             session_cookie_secure=env.read_bool("SESSION_COOKIE_SECURE", False),
             open_id=OpenIdSettings(
@@ -170,6 +181,8 @@ class Settings:
             allow_write_key_sessions=env.read_bool("FEEDGATE_ALLOW_WRITE_KEY_SESSIONS", False),
             log_level=(env.read_str("FEEDGATE_LOG_LEVEL") or "INFO").upper(),
             provider_endpoints=env.read_pairs("FEEDGATE_PROVIDER_ENDPOINTS"),
+            metrics_enabled=env.read_bool("FEEDGATE_METRICS", False),
+            metrics_port=env.read_int("FEEDGATE_METRICS_PORT", 9464, minimum=1),
         )
 
 

@@ -6,7 +6,7 @@ Per period, `BroadcastRunner.run_due`:
 2. loads the recipients of each newly Running broadcast: recomputes its segment, then writes one send
    ledger row per member, with a messageId derived from (user, broadcast) as upstream does, due at the
    member's local time when the broadcast is scheduled per timezone. The broadcast row is locked
-   while this happens, so one worker does it; the messageIds make a repeat add nobody twice;
+   while the rows are written, so one worker does it; the messageIds make a repeat add nobody twice;
 3. sends batches: a worker locks the broadcast row just long enough to claim a batch of its due sends
    and move the rate-limit gate (`next_batch_at`), then sends the batch through the send ledger
    (`engine.messaging.ledger`), so two workers send two batches of one broadcast at once;
@@ -109,18 +109,38 @@ class BroadcastRunner:
 
     def load_recipients(self, now: datetime) -> None:
         """Write the ledger rows of every sending broadcast that has none yet."""
+        passed: set[str] = set()  # taken by another worker meanwhile: not this call's to load
         while True:
+            with self.sessions() as session:
+                pending = session.execute(
+                    select(Broadcast.id, Broadcast.workspace_id, Broadcast.segment_id)
+                    .where(
+                        Broadcast.status.in_(SENDING),
+                        Broadcast.recipients_loaded_at.is_(None),
+                        Broadcast.id.not_in(passed),
+                    )
+                    .limit(1)
+                ).first()
+            if pending is None:
+                return
+            broadcast_id, workspace_id, segment_id = pending
+            if segment_id is not None and self.recompute is not None:
+                # Before the row lock: on SQLite that lock is the database's one write lock, which the
+                # computation's own transaction needs.
+                self.recompute(workspace_id, segment_id)
             with self.sessions() as session:
                 broadcast = session.scalar(
                     select(Broadcast)
-                    .where(Broadcast.status.in_(SENDING), Broadcast.recipients_loaded_at.is_(None))
-                    .limit(1)
+                    .where(
+                        Broadcast.id == broadcast_id,
+                        Broadcast.status.in_(SENDING),
+                        Broadcast.recipients_loaded_at.is_(None),
+                    )
                     .with_for_update(skip_locked=True)
                 )
                 if broadcast is None:
-                    return
-                if broadcast.segment_id is not None and self.recompute is not None:
-                    self.recompute(broadcast.workspace_id, broadcast.segment_id)
+                    passed.add(broadcast_id)
+                    continue
                 count = _write_recipients(session, broadcast, now)
                 broadcast.recipients_loaded_at = now
                 session.commit()

@@ -126,11 +126,14 @@ class ComputeProperties:
         self.store = store
         self.watermark = watermark
         self.listeners = list(listeners)
+        # The watermark the last full pass started from: every eligible workspace is computed up to it.
+        self.last_completed: datetime | None = None
         # One computation per workspace at a time in this process: the loop and trigger-recompute.
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
     def run_once(self) -> None:
+        pass_watermark = self.watermark()
         with self.sessions() as session:
             workspace_ids = list(
                 session.scalars(
@@ -149,6 +152,7 @@ class ComputeProperties:
                     summary.seconds,
                     summary.changed,
                 )
+        self.last_completed = pass_watermark
 
     def compute(self, workspace_id: str, only: Collection[str] | None = None) -> ComputeSummary:
         with self._locks_guard:

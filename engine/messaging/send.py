@@ -9,7 +9,7 @@ analysis see it. Nothing here retries: a retryable result is for the caller's re
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -101,6 +101,8 @@ class SendServices:
     base_url: str
     blob_store: BlobStore | None = None
     view_in_browser_key: str | None = None
+    # Told (provider or channel, result type) of every real send: the gateway counts them as metrics.
+    observe_send: Callable[[str, str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,15 @@ class MessagePlan:
         self, session: Session, recipient: Recipient, message_id: str, tags: Mapping[str, str] = {}
     ) -> SendResult:
         """Send to one recipient; never raises for anything a provider or template does."""
+        result = self._send_one(session, recipient, message_id, tags)
+        if self.services.observe_send is not None and not self.options.is_preview:
+            provider = self.provider.kind.type if self.provider is not None else self.options.channel
+            self.services.observe_send(provider, result.type)
+        return result
+
+    def _send_one(
+        self, session: Session, recipient: Recipient, message_id: str, tags: Mapping[str, str]
+    ) -> SendResult:
         if self.problem is not None:
             return self.problem
         if self.group is not None and not self.options.is_preview:

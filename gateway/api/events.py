@@ -17,6 +17,14 @@ from gateway.admin_auth import authorize_target
 from gateway.deps import Authorize, in_transaction
 from gateway.inputs import read_query
 
+# 2299-12-31T23:59:59.999Z: the last instant ClickHouse's DateTime64 holds. No event is stored later,
+# so a bound beyond it (a client's "no end") means the same clamped.
+LAST_STORABLE_MS = 10_413_791_999_999
+
+
+def _storable_ms(epoch_ms: float | None) -> int | None:
+    return None if epoch_ms is None else int(min(epoch_ms, LAST_STORABLE_MS))
+
 
 class GetEventsQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -44,8 +52,8 @@ async def get_events(request: Request, authorize: Authorize) -> JSONResponse:
         search_term=query.searchTerm,
         user_id=query.userId,
         message_ids=query.messageId,
-        start_ms=int(query.startDate) if query.startDate is not None else None,
-        end_ms=int(query.endDate) if query.endDate is not None else None,
+        start_ms=_storable_ms(query.startDate),
+        end_ms=_storable_ms(query.endDate),
         events=query.event,
         broadcast_id=query.broadcastId,
         journey_id=query.journeyId,

@@ -60,6 +60,27 @@ def test_every_member_gets_one_message_and_the_broadcast_completes(world: Broadc
     assert len(world.recorded()) == 250
 
 
+def test_the_segment_is_recomputed_in_its_own_transaction_before_members_are_read(
+    world: BroadcastWorld,
+) -> None:
+    broadcast_id = world.create_broadcast()
+    world.start(broadcast_id)
+    recomputed: list[tuple[str, str]] = []
+
+    def recompute(workspace_id: str, segment_id: str) -> None:
+        # Like the compute loop, the membership is written in a transaction of its own, which on
+        # SQLite needs the database's write lock.
+        recomputed.append((workspace_id, segment_id))
+        world.add_members(3)
+
+    runner = world.runner()
+    runner.recompute = recompute
+
+    assert runner.run_due(T0) == 3
+    assert recomputed == [(world.workspace_id, world.segment_id)]
+    assert world.status(broadcast_id) == BroadcastStatus.COMPLETED
+
+
 def test_message_ids_are_derived_from_user_and_broadcast(world: BroadcastWorld) -> None:
     world.add_members(3)
     first, second = world.create_broadcast("first"), world.create_broadcast("second")

@@ -148,3 +148,11 @@ def test_a_key_of_another_tree_is_refused(api: DeliveriesApi, client: TestClient
         headers={"authorization": f"Bearer {stranger.admin_key}"},
     )
     assert response.status_code == 401
+
+
+def test_dates_beyond_what_the_store_holds_are_clamped_not_refused(api: DeliveriesApi) -> None:
+    # ClickHouse's DateTime64 spans 1900–2299; a bound outside it is the same as the nearest edge.
+    everything = api.query("", ("startDate", "0999-01-01T00:00:00Z"), ("endDate", "9999-12-31"))
+    assert ids(everything) == ["m-hook", "m-sms", "m-email"]
+    assert ids(api.query("", ("endDate", "0999-01-01T00:00:00Z"))) == []
+    assert api.query("/count", ("startDate", "0001-01-01")).status_code == 200

@@ -133,6 +133,15 @@ def test_date_range_is_epoch_milliseconds_on_processing_time(
     assert after["events"][0]["eventTime"] == "2001-01-01 00:00:00.000"
 
 
+def test_an_end_date_beyond_what_the_store_holds_means_no_end(
+    client: TestClient, parent: ParentAccount, tenant: Tenant
+) -> None:
+    _send(client, tenant, "track", {"userId": "u", "messageId": "only", "event": "E"})
+    for end in (253402300800000, 9.223372036854776e21):
+        body = _events(client, parent, workspaceId=tenant.id, endDate=end)
+        assert [e["messageId"] for e in body["events"]] == ["only"]
+
+
 def test_include_context_adds_the_events_context(
     client: TestClient, parent: ParentAccount, history: Tenant
 ) -> None:
