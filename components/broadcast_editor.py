@@ -124,6 +124,7 @@ async def show_editor(request: Request, screen: Screen) -> Response:
         action_labels=ACTION_LABELS,
         editor_path=EDITOR_PATH,
         table_path=TABLE_PATH,
+        saved=request.query_params.get("saved") == "1",
     )
 
 

@@ -65,8 +65,8 @@ def navigate(request: Request, url: str) -> Response:
     return RedirectResponse(url, status_code=303)
 
 
-def step_url(screen: Screen, broadcast_id: str, step: str | None) -> str:
-    return screen.page(EDITOR_PATH, id=broadcast_id, **({"step": step} if step else {}))
+def step_url(screen: Screen, broadcast_id: str, step: str | None, **params: str) -> str:
+    return screen.page(EDITOR_PATH, id=broadcast_id, **({"step": step} if step else {}), **params)
 
 
 def write_v2(session: Session, screen: Screen, raw: dict[str, Any], upsert: BroadcastUpsert) -> Broadcast:
@@ -121,7 +121,7 @@ async def save_recipients(request: Request, screen: Screen) -> Response:
         return write_v2(session, screen, raw, upsert).id
 
     saved = await in_transaction(request, write)
-    return navigate(request, step_url(screen, saved, "RECIPIENTS"))
+    return navigate(request, step_url(screen, saved, "RECIPIENTS", saved="1"))
 
 
 # -- CONTENT -----------------------------------------------------------------------------------------
@@ -155,7 +155,7 @@ async def save_content(request: Request, screen: Screen) -> Response:
         return write_v2(session, screen, raw, upsert).id
 
     saved = await in_transaction(request, write)
-    return navigate(request, step_url(screen, saved, "CONTENT"))
+    return navigate(request, step_url(screen, saved, "CONTENT", saved="1"))
 
 
 # -- CONFIGURATION -----------------------------------------------------------------------------------
@@ -234,7 +234,7 @@ async def save_configuration(request: Request, screen: Screen) -> Response:
         return write_v2(session, screen, raw, upsert).id
 
     saved = await in_transaction(request, write)
-    return navigate(request, step_url(screen, saved, "CONFIGURATION"))
+    return navigate(request, step_url(screen, saved, "CONFIGURATION", saved="1"))
 
 
 # -- lifecycle ---------------------------------------------------------------------------------------

@@ -27,6 +27,8 @@ SCREENS = [
     ("/analysis-chart", "Analysis", "AnalysisChart"),
     ("/segments", "Segments", "Segment"),
     ("/templates", "Templates", "MessageTemplate"),
+    ("/broadcasts", "Broadcasts", "Broadcast"),
+    ("/journeys", "Journeys", "Journey"),
 ]
 _pages = Environment(
     loader=FileSystemLoader(TEMPLATES_DIR / "sample_parent"), autoescape=True, undefined=StrictUndefined

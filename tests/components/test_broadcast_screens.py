@@ -308,8 +308,10 @@ def test_a_broadcast_is_built_started_and_sent_through_the_screens(
     location = embed.saved(
         "/broadcasts/v2/recipients", id=broadcast_id, name="Spring sale!", segmentId=segment_id
     )
-    assert location.endswith("step=RECIPIENTS")
+    assert location.endswith("step=RECIPIENTS&saved=1")
+    assert "step-saved" in embed.open("/broadcasts/v2", id=broadcast_id, step="RECIPIENTS", saved="1").text
     recipients = embed.editor(broadcast_id, "RECIPIENTS")
+    assert "step-saved" not in recipients.html
     assert recipients.chosen("segment-select") == segment_id
     assert recipients.one("segment-members")["data-members"] == "2"
     assert recipients.text("broadcast-title") == "Spring sale!"

@@ -2,9 +2,11 @@
 
 The parent page (http://127.0.0.1:<port>) mints a session through the API and frames the screens
 from http://localhost:<port>. In the iframe a member of the parent's customer works with real data:
-the session token leaves the address bar at once, every screen renders, hostile values stay inert,
-and when the session is revoked the screen tells the parent, which mints a new token and hands it
-over, after which work goes on. Screenshots of every screen land in the artifacts directory.
+builds a segment, writes an email template, sends it as a broadcast (the server's own worker sends
+it) and sees the deliveries and the chart move; designs a journey. The session token leaves the
+address bar at once, hostile values stay inert, and when the session is revoked the screen tells the
+parent, which mints a new token and hands it over, after which work goes on. The member console's
+screens and settings render too. Screenshots of every screen land in the artifacts directory.
 """
 
 from __future__ import annotations
@@ -45,9 +47,8 @@ def demo(settings: Settings) -> Iterator[Demo]:
     operator.seed_demo(settings)
     account = operator.prepare_sample_parent(settings)
     assert account is not None
-    server = ThreadedServer(
-        create_app(settings, run_worker=False, extra_routes=sample_parent_routes(account))
-    )
+    # The in-process worker runs as in `feedgate demo`: it computes segments and sends broadcasts.
+    server = ThreadedServer(create_app(settings, run_worker=True, extra_routes=sample_parent_routes(account)))
     server.start()
     headers = {"authorization": f"Bearer {account.admin_key}"}
     try:
@@ -125,18 +126,30 @@ def test_a_parent_embeds_the_screens_cross_site(demo: Demo) -> None:
 
         build_a_segment(page)
         write_templates(page)
-        see_the_chart(page)
+        sent_before = see_the_chart(page)
+        write_an_email(page)
+        send_a_broadcast(page)
+        assert see_the_chart(page, sent=sent_before + 25) == sent_before + 25
+        open_tab(page, "Deliveries")
+        deliveries.locator("[data-testid=filter-channel]").select_option("Email")
+        deliveries.locator("[data-testid=filter-apply]").click()
+        deliveries.locator("[data-testid=delivery-row] >> text=Bread news").first.wait_for()
+        page.screenshot(path=screenshot_path("deliveries-after-broadcast"))
+        design_a_journey(page)
 
         # Revoked sessions end at once; the screen asks the parent, which renews it.
         open_tab(page, "Deliveries")
         demo.admin("DELETE", "/api-l/sessions")
         deliveries.locator("[data-testid=filter-apply]").click()
         page.wait_for_function("Number(document.getElementById('refreshes').dataset.count) >= 1")
+        deliveries.locator("[data-testid=filter-channel]").select_option("Sms")
         deliveries.locator("[data-testid=filter-apply]").click()
-        rows.first.wait_for()
+        deliveries.locator("[data-testid=delivery-row] >> text=Reminder").first.wait_for()
         assert rows.count() == 3
 
         assert_inert(page, dialogs)
+
+        see_the_console(browser.new_page(viewport={"width": 1280, "height": 900}), demo.url)
 
 
 def open_tab(page: Page, label: str) -> None:
@@ -186,10 +199,118 @@ def write_templates(page: Page) -> None:
     page.screenshot(path=screenshot_path("sms-editor"))
 
 
-def see_the_chart(page: Page) -> None:
-    """The week's deliveries, as a chart and a summary, grouped by message state."""
+def see_the_chart(page: Page, *, sent: int | None = None) -> int:
+    """The week's deliveries, as a chart and a summary, grouped by message state: how many were sent
+    (once the summary says `sent`, when given)."""
     open_tab(page, "Analysis")
     chart = page.frame_locator("#frame-2")
+    chart.locator("[data-testid=apply-filters]").click()
     chart.locator("[data-testid=analysis-chart] svg.fg-chart").wait_for()
-    assert chart.locator("[data-testid=summary-sent]").inner_text().strip() != ""
+    if sent is not None:
+        chart.locator("[data-testid=summary-sent]", has_text=f"{sent:,}").wait_for()
     page.screenshot(path=screenshot_path("analysis-chart"))
+    return int(chart.locator("[data-testid=summary-sent]").inner_text().replace(",", ""))
+
+
+def write_an_email(page: Page) -> None:
+    """A Code (MJML) email template with Liquid, previewed by the server and published."""
+    open_tab(page, "Templates")
+    templates = page.frame_locator("#frame-4")
+    templates.locator("[data-testid=back-to-templates]").click()
+    templates.locator("[data-testid=templates-table]").wait_for()
+    templates.locator("[data-testid=new-template-name]").fill("Bread news")
+    templates.locator("[data-testid=new-template-channel]").select_option("Email")
+    templates.locator("[data-testid=create-template]").click()
+    templates.locator("[data-testid=email-editor]").wait_for()
+    wait_for_htmx(page, "/templates/email", "#email-form")
+    templates.locator("[data-testid=email-from]").fill("bakery@acme.test")
+    templates.locator("[data-testid=email-subject]").fill("Fresh loaves, {{ user.firstName }}")
+    templates.locator("[data-testid=email-body]").fill(
+        "<mjml><mj-body><mj-section><mj-column><mj-text>Hello {{ user.firstName }}, "
+        "the pro loaves are out.</mj-text></mj-column></mj-section></mj-body></mjml>"
+    )
+    templates.locator("[data-testid=publish]").click()
+    templates.locator("[data-testid=save-message]", has_text="Published").wait_for()
+    page.screenshot(path=screenshot_path("email-editor"))
+
+
+def send_a_broadcast(page: Page) -> None:
+    """A broadcast of the email to the segment, started in the editor and sent by the worker."""
+    open_tab(page, "Broadcasts")
+    broadcasts = page.frame_locator("#frame-5")
+    broadcasts.locator("[data-testid=broadcasts-empty]").wait_for()
+    page.screenshot(path=screenshot_path("broadcasts-table"))
+    broadcasts.locator("[data-testid=new-broadcast-name]").fill("Pro launch")
+    broadcasts.locator("[data-testid=create-broadcast]").click()
+    broadcasts.locator("[data-testid=recipients-form]").wait_for()
+    wait_for_htmx(page, "/broadcasts/v2", "[data-testid=segment-select]")
+    broadcasts.locator("[data-testid=segment-select]").select_option(label="Pro bakers")
+    broadcasts.locator("[data-testid=segment-members]", has_text="25").wait_for()
+    broadcasts.locator("[data-testid=save-recipients]").click()
+    broadcasts.locator("[data-testid=step-saved]").wait_for()
+    broadcasts.locator("[data-testid=step-content]").click()
+    broadcasts.locator("[data-testid=content-form]").wait_for()
+    broadcasts.locator("[data-testid=template-select]").select_option(label="Bread news")
+    broadcasts.locator("[data-testid=save-content]").click()
+    broadcasts.locator("[data-testid=step-saved]").wait_for()
+    broadcasts.locator("[data-testid=template-preview]").wait_for()
+    page.screenshot(path=screenshot_path("broadcast-editor-content"))
+    broadcasts.locator("[data-testid=step-configuration]").click()
+    broadcasts.locator("[data-testid=configuration-form]").wait_for()
+    page.screenshot(path=screenshot_path("broadcast-editor-configuration"))
+    broadcasts.locator("[data-testid=broadcast-start]").click()
+    # The header refreshes itself while the worker sends.
+    broadcasts.locator("[data-testid=broadcast-status][data-status=Completed]").wait_for(timeout=90_000)
+    assert broadcasts.locator("[data-testid=broadcast-progress]").get_attribute("data-sent") == "25"
+    broadcasts.locator("[data-testid=step-deliveries]").click()
+    broadcasts.locator("[data-testid=deliveries-count][data-count='25']").wait_for()
+    page.screenshot(path=screenshot_path("broadcast-editor-deliveries"))
+
+
+CONSOLE_PAGES = [
+    "deliveries/v2",
+    "analysis-chart",
+    "segments",
+    "templates",
+    "broadcasts",
+    "journeys",
+    "settings",
+    *(
+        f"settings/{section}"
+        for section in (
+            "providers",
+            "write-keys",
+            "admin-keys",
+            "members",
+            "subscription-groups",
+            "component-configurations",
+            "embed-origins",
+        )
+    ),
+]
+
+
+def see_the_console(page: Page, url: str) -> None:
+    """The member console (anonymous mode: the first workspace, as Admin) shows every screen."""
+    for path in CONSOLE_PAGES:
+        response = page.goto(f"{url}/dashboard/{path}")
+        assert response is not None and response.status == 200, path
+        page.locator("nav.console-nav").wait_for()
+        page.screenshot(path=screenshot_path(f"console-{path.replace('/', '-')}"), full_page=True)
+    page.close()
+
+
+def design_a_journey(page: Page) -> None:
+    """A journey that enters by the segment and sends the email, drafted in the editor."""
+    open_tab(page, "Journeys")
+    journeys = page.frame_locator("#frame-6")
+    journeys.locator("[data-testid=journeys-empty]").wait_for()
+    page.screenshot(path=screenshot_path("journeys-table"))
+    journeys.locator("[data-testid=new-journey-name]").fill("Welcome pros")
+    journeys.locator("[data-testid=new-journey-submit]").click()
+    journeys.locator("[data-testid=journey-editor]").wait_for()
+    wait_for_htmx(page, "/journeys/v2", "[data-testid=entry-form]")
+    journeys.locator("[data-testid=entry-segment]").select_option(label="Pro bakers")
+    journeys.locator("[data-testid=entry-save]").click()
+    journeys.locator("[data-testid=journey-unpublished]").wait_for()
+    page.screenshot(path=screenshot_path("journey-editor"))
