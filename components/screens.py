@@ -29,7 +29,7 @@ from engine.errors import EngineError, NotAuthenticated, PermissionDenied
 from engine.member_roles import role_at_least
 from engine.storage.models import Role, Workspace
 from engine.themes import read_effective_theme
-from gateway.deps import in_transaction
+from gateway.deps import in_read_transaction
 from gateway.embedded_auth import EmbeddedSession, open_embedded_session
 from gateway.errors import status_for
 from gateway.member_auth import resolve_member
@@ -96,7 +96,7 @@ def render(
 def _opened(handler: ScreenHandler, component: str) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
-            screen = await in_transaction(request, lambda session: _open(request, session, component))
+            screen = await in_read_transaction(request, lambda session: _open(request, session, component))
             return await handler(request, screen)
         except EngineError as error:
             return _error_page(request, error)

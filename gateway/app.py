@@ -24,7 +24,13 @@ from engine.blob_storage import BlobStore, open_blob_store
 from engine.compute.loop import ComputeProperties
 from engine.event_writer import EventWriter
 from engine.journeys.event_entry import EventEntryStarter
-from engine.storage import EventStore, make_engine, make_session_factory, upgrade_database
+from engine.storage import (
+    EventStore,
+    make_engine,
+    make_read_session_factory,
+    make_session_factory,
+    upgrade_database,
+)
 from gateway import dashboard_auth, health, openapi
 from gateway.api import (
     analysis,
@@ -64,6 +70,7 @@ from gateway.paths import STATIC_DIR
 from gateway.request_log import RequestLog
 from gateway.settings import Settings
 from gateway.tokens import TokenSigner
+from gateway.tracing import configure_tracing, traced
 
 
 def create_app(
@@ -78,6 +85,7 @@ def create_app(
     in_process_worker = settings.embedded_events if run_worker is None else run_worker
     signer = TokenSigner(settings.secret_key, settings.secret_key_fallbacks)
     metrics = Metrics() if settings.metrics_enabled else None
+    tracer_provider = configure_tracing(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -87,6 +95,7 @@ def create_app(
         event_writer = EventWriter(event_store)
         app.state.sql_engine = sql_engine
         app.state.sessions = make_session_factory(sql_engine)
+        app.state.read_sessions = make_read_session_factory(sql_engine)
         app.state.event_store = event_store
         app.state.event_writer = MeteredEventWriter(event_writer, metrics) if metrics else event_writer
         app.state.blob_store = await anyio.to_thread.run_sync(open_configured_blob_store, settings)
@@ -102,7 +111,12 @@ def create_app(
         worker_thread = None
         if in_process_worker:
             worker = build_worker(
-                settings, app.state.sessions, app.state.compute, app.state.send_services, event_writer.write
+                settings,
+                app.state.sessions,
+                app.state.compute,
+                app.state.send_services,
+                event_writer.write,
+                tracer_provider=tracer_provider,
             )
             worker_thread = threading.Thread(
                 target=worker.run, args=(stop,), name="feedgate-worker", daemon=True
@@ -118,6 +132,9 @@ def create_app(
             await anyio.to_thread.run_sync(close_send_services, app.state.send_services)
             event_store.close()
             sql_engine.dispose()
+            if tracer_provider is not None:
+                # Sends the spans still queued (bounded by the exporter's timeout).
+                await anyio.to_thread.run_sync(tracer_provider.shutdown)
 
     app = Starlette(
         routes=[*extra_routes, *(metrics_routes(metrics) if metrics else ()), *build_routes()],
@@ -136,7 +153,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.signer = signer
-    return app
+    return traced(app, tracer_provider)
 
 
 def build_routes() -> list[BaseRoute]:

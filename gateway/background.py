@@ -9,6 +9,7 @@ import socket
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,8 +22,12 @@ from engine.messaging.ledger import RetryPolicy, WriteEvents
 from engine.messaging.providers.base import ProviderContext
 from engine.messaging.send import SendServices
 from engine.storage.models import utcnow
-from engine.worker import Worker
+from engine.worker import PeriodicTask, Worker
 from gateway.settings import Settings
+from gateway.tracing import traced_tasks
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 # Connect and read timeouts of provider APIs; a send that times out is retryable.
 PROVIDER_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -55,6 +60,8 @@ def build_worker(
     compute: ComputeProperties,
     services: SendServices,
     write_events: WriteEvents,
+    *,
+    tracer_provider: TracerProvider | None = None,
 ) -> Worker:
     policy = RetryPolicy(
         max_attempts=settings.broadcast_max_attempts, base_seconds=settings.send_retry_base_ms / 1000
@@ -81,6 +88,10 @@ def build_worker(
         entry_interval=timedelta(milliseconds=settings.compute_properties_interval_ms),
     )
     poll = settings.worker_poll_ms / 1000
-    return Worker(
-        [(compute, settings.compute_properties_interval_ms / 1000), (broadcasts, poll), (journeys, poll)]
-    )
+    tasks: list[tuple[PeriodicTask, float]] = [
+        (compute, settings.compute_properties_interval_ms / 1000),
+        (broadcasts, poll),
+        (journeys, poll),
+    ]
+    # With START_OTEL, each period of each task is one span.
+    return Worker(traced_tasks(tasks, tracer_provider))

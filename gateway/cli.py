@@ -30,6 +30,7 @@ from gateway.metrics import Metrics, serve_metrics_in_thread
 from gateway.request_log import configure_access_log
 from gateway.sample_parent import PAGE_PATH, sample_parent_routes
 from gateway.settings import Settings, SettingsError
+from gateway.tracing import WORKER_SERVICE_NAME, configure_tracing
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -101,7 +102,10 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         print(f"  admin API key (shown once): {created.admin_api_key}")
     sample = operator.prepare_sample_parent(settings)
     app = create_app(settings, extra_routes=sample_parent_routes(sample) if sample else ())
-    print(f"feedgate demo: data in {settings.data_dir}, open http://{args.host}:{args.port}/", flush=True)
+    print(
+        f"feedgate demo: data in {settings.data_dir}, open http://{args.host}:{args.port}/dashboard",
+        flush=True,
+    )
     if sample is not None:
         print(
             f"  sample parent app embedding every screen: http://{args.host}:{args.port}{PAGE_PATH}",
@@ -155,6 +159,7 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     services = open_send_services(
         settings, open_configured_blob_store(settings), observe_send=metrics.record_send if metrics else None
     )
+    tracer_provider = configure_tracing(settings, service_name=WORKER_SERVICE_NAME)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -168,8 +173,12 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
         compute = ComputeProperties(sessions, store, wall_clock_watermark(5.0))
         if metrics is not None:
             metrics.watch_compute(lambda: compute.last_completed)
-        build_worker(settings, sessions, compute, services, writer.write).run(stop)
+        build_worker(
+            settings, sessions, compute, services, writer.write, tracer_provider=tracer_provider
+        ).run(stop)
     finally:
+        if tracer_provider is not None:
+            tracer_provider.shutdown()
         close_send_services(services)
         writer.close()
         store.close()

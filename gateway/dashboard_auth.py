@@ -196,6 +196,11 @@ async def select_workspace_route(request: Request) -> Response:
     return RedirectResponse(safe_return_path(query.redirectTo), status_code=302)
 
 
+async def site_root(request: Request) -> Response:
+    # Whoever opens the bare host name (the demo's first link) lands in the console.
+    return RedirectResponse(DASHBOARD_PATH, status_code=307)
+
+
 async def dashboard_home(request: Request) -> Response:
     settings = _settings(request)
 
@@ -336,6 +341,7 @@ def _render(template: str, *, status: int = 200, **context: Any) -> HTMLResponse
 
 
 routes: list[BaseRoute] = [
+    Route("/", site_root, methods=["GET"], name="site:root"),
     Route(DASHBOARD_PATH, dashboard_home, methods=["GET"], name="dashboard:home"),
     Route(LOGIN_PATH, login, methods=["GET"], name="dashboard:login"),
     Route(CALLBACK_PATH, oauth_callback, methods=["GET"], name="dashboard:oauth2_callback"),

@@ -33,6 +33,17 @@ async def in_transaction(request: Request, work: Callable[[Session], Result]) ->
     return await run_in_threadpool(run)
 
 
+async def in_read_transaction(request: Request, work: Callable[[Session], Result]) -> Result:
+    """Run `work(session)`, which only reads, in a read-only transaction in the thread pool: on SQLite it
+    neither waits for nor holds up the writer. For the checks every request makes (credentials)."""
+
+    def run() -> Result:
+        with request.app.state.read_sessions() as session:
+            return work(session)
+
+    return await run_in_threadpool(run)
+
+
 def audit_context(request: Request) -> AuditContext:
     """The request's audit context, made on first use; authorisers set its actor."""
     context: AuditContext | None = getattr(request.state, "audit", None)

@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from engine import __version__
 from gateway.member_cookie import COOKIE_NAME
 from gateway.openapi_catalog import MOUNTED, Operation, Security
-from gateway.openapi_standalone import EXCLUDED_PREFIXES, EXPANDED, STANDALONE
+from gateway.openapi_standalone import EXCLUDED_PATHS, EXCLUDED_PREFIXES, EXPANDED, STANDALONE
 from gateway.paths import TEMPLATES_DIR
 
 DOCUMENT_PATH = "/documentation/json"
@@ -186,6 +186,8 @@ def openapi_path(path: str) -> str:
 
 
 def excluded_reason(path: str) -> str | None:
+    if path in EXCLUDED_PATHS:
+        return EXCLUDED_PATHS[path]
     for prefix, reason in EXCLUDED_PREFIXES.items():
         if path == prefix.rstrip("/") or path.startswith(prefix):
             return reason

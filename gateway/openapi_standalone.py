@@ -254,6 +254,7 @@ STANDALONE: dict[tuple[str, str], Operation] = {
 }
 
 # Paths outside the API, left out of the document on purpose.
+EXCLUDED_PATHS: dict[str, str] = {"/": "redirects a browser to the member console"}
 EXCLUDED_PREFIXES: dict[str, str] = {
     "/dashboard-l/": "embedded HTML screens (htmx), not an API",
     "/dashboard": "the member console's HTML screens and its OIDC sign-in redirects",

@@ -48,7 +48,11 @@ def sample_parent_routes(account: SampleParent) -> list[Route]:
     async def page(request: Request) -> HTMLResponse:
         here = f"{request.url.scheme}://{request.url.netloc}"
         embed_base = f"{request.url.scheme}://{_other_host(request.url.netloc)}"
-        token = await _mint(here, account, allowed_origin=here)
+        try:
+            token = await _mint(here, account, allowed_origin=here)
+        except SessionRefused as refused:
+            body = _pages.get_template("refused.html").render(message=refused.message, origin=refused.origin)
+            return HTMLResponse(body, status_code=409, headers={"Cache-Control": "no-store"})
         screens = [
             {
                 "label": label,
@@ -62,7 +66,10 @@ def sample_parent_routes(account: SampleParent) -> list[Route]:
 
     async def fresh_token(request: Request) -> JSONResponse:
         here = f"{request.url.scheme}://{request.url.netloc}"
-        return JSONResponse({"token": await _mint(here, account, allowed_origin=here)})
+        try:
+            return JSONResponse({"token": await _mint(here, account, allowed_origin=here)})
+        except SessionRefused as refused:
+            return JSONResponse({"message": refused.message}, status_code=409)
 
     return [
         Route(PAGE_PATH, page, methods=["GET"], name="sample_parent:page"),
@@ -82,9 +89,19 @@ async def _mint(api_base: str, account: SampleParent, *, allowed_origin: str) ->
             },
             headers={"Authorization": f"Bearer {account.admin_key}"},
         )
+    if response.status_code in (400, 401, 403):
+        raise SessionRefused(response.json().get("message", response.text), allowed_origin)
     response.raise_for_status()
     token: str = response.json()["token"]
     return token
+
+
+class SessionRefused(Exception):
+    """feedgate would not mint the page's session (most often: its origin is not an allowed one)."""
+
+    def __init__(self, message: str, origin: str) -> None:
+        super().__init__(message)
+        self.message, self.origin = message, origin
 
 
 def _other_host(netloc: str) -> str:

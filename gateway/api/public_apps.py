@@ -19,7 +19,7 @@ from engine.credentials import InvalidWriteKey, authenticate_write_key
 from engine.errors import InvalidInput, NotFound
 from engine.event_files import EventFile, read_event_files, store_event_files
 from engine.events import MESSAGE_MODELS, BatchRequest, EventRow, batch_messages, build_rows
-from gateway.deps import in_transaction
+from gateway.deps import in_read_transaction, in_transaction
 from gateway.inputs import read_json, validate
 
 
@@ -38,7 +38,7 @@ async def ingest(request: Request) -> Response:
         messages = [(event_type, raw)]
     files = _read_files(request, messages, batch=event_type == "batch")
     try:
-        workspace_id = await in_transaction(request, lambda s: authenticate_write_key(s, authorization))
+        workspace_id = await in_read_transaction(request, lambda s: authenticate_write_key(s, authorization))
     except InvalidWriteKey:
         if event_type == "track":
             return JSONResponse({"message": "Invalid write key."}, status_code=401)

@@ -16,7 +16,7 @@ from engine import users
 from engine.audit import record_action
 from engine.messaging.subscriptions import user_subscriptions
 from gateway.admin_auth import authorize_target
-from gateway.deps import Authorize, in_transaction
+from gateway.deps import Authorize, in_read_transaction, in_transaction
 from gateway.inputs import read_json, read_query, validate
 
 
@@ -101,7 +101,8 @@ async def get_users(request: Request, authorize: Authorize) -> JSONResponse:
         where = body.to_filter(session, workspace.id)
         return users.list_users(request.app.state.event_store, session, workspace.id, where, page)
 
-    return JSONResponse((await in_transaction(request, read)).to_json())
+    # Only reads, with ClickHouse queries in between: on SQLite it must not hold the write lock.
+    return JSONResponse((await in_read_transaction(request, read)).to_json())
 
 
 async def count_users(request: Request, authorize: Authorize) -> JSONResponse:
@@ -114,7 +115,7 @@ async def count_users(request: Request, authorize: Authorize) -> JSONResponse:
             request.app.state.event_store, workspace.id, body.to_filter(session, workspace.id)
         )
 
-    return JSONResponse({"userCount": await in_transaction(request, count)})
+    return JSONResponse({"userCount": await in_read_transaction(request, count)})
 
 
 async def get_subscriptions(request: Request, authorize: Authorize) -> JSONResponse:

@@ -44,3 +44,10 @@ def test_vendored_htmx_is_served(client: TestClient) -> None:
     response = client.get("/static/htmx.min.js")
     assert response.status_code == 200
     assert b"htmx" in response.content[:2000]
+
+
+def test_the_bare_host_name_leads_to_the_console(client: TestClient) -> None:
+    response = client.get("/", follow_redirects=False)
+
+    assert response.status_code == 307
+    assert response.headers["location"] == "/dashboard"

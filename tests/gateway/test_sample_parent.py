@@ -75,3 +75,22 @@ def test_a_fresh_token_for_a_screen_whose_session_ended(demo: tuple[str, SampleP
 
     assert response.status_code == 200
     assert response.json()["token"]
+
+
+def test_an_origin_left_out_of_the_allowed_ones_is_explained_not_a_500(
+    demo: tuple[str, SampleParent],
+) -> None:
+    url, account = demo
+    httpx.put(
+        f"{url}/api-l/admin/embed-settings",
+        json={"workspaceId": account.child_id, "allowedOrigins": ["https://app.acme.test"]},
+        headers={"authorization": f"Bearer {account.admin_key}"},
+    ).raise_for_status()
+
+    page = httpx.get(f"{url}{PAGE_PATH}")
+    renewal = httpx.post(f"{url}{PAGE_PATH}token")
+
+    assert page.status_code == 409
+    assert f"<code>{url}</code>" in page.text
+    assert "allowedOrigins" in page.text
+    assert renewal.status_code == 409 and "allowedOrigins" in renewal.json()["message"]

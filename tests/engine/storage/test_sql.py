@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.storage.db import make_read_session_factory
 from engine.storage.migrate import is_up_to_date, upgrade_database
 from engine.storage.models import Base, Secret, Workspace, WorkspaceStatus, WorkspaceType
 
@@ -86,3 +87,20 @@ def test_secrets_go_with_their_workspace(sessions: sessionmaker[Session]) -> Non
         session.delete(session.get(Workspace, workspace.id))
     with sessions() as session:
         assert session.scalars(select(Secret)).all() == []
+
+
+def test_a_read_only_session_reads_beside_an_open_write_transaction(
+    sql_engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    _add(sessions, Workspace(name="committed"))
+    reads = make_read_session_factory(sql_engine)
+
+    with sessions.begin() as writer:
+        writer.add(Workspace(name="uncommitted"))
+        writer.flush()  # the writer now holds SQLite's one write lock (Postgres: its row locks)
+        # A read-only session neither waits for the writer (SQLite would wait 30 s, then fail) nor sees
+        # its uncommitted row.
+        with reads() as reader:
+            names = set(reader.scalars(select(Workspace.name)))
+
+    assert names == {"committed"}
