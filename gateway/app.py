@@ -59,7 +59,7 @@ from gateway.api import (
     users,
     view_in_browser,
 )
-from gateway.background import build_worker, close_send_services, open_send_services
+from gateway.background import build_worker, close_send_services, open_send_services, worker_owner
 from gateway.body_limit import BodyLimit
 from gateway.embed_policy import SecurityHeaders
 from gateway.errors import EXCEPTION_HANDLERS
@@ -99,7 +99,10 @@ def create_app(
         app.state.event_store = event_store
         app.state.event_writer = MeteredEventWriter(event_writer, metrics) if metrics else event_writer
         app.state.blob_store = await anyio.to_thread.run_sync(open_configured_blob_store, settings)
-        compute = ComputeProperties(app.state.sessions, event_store, event_writer.watermark)
+        # Its own lease owner: with a ClickHouse server, workers compute the same workspaces.
+        compute = ComputeProperties(
+            app.state.sessions, event_store, event_writer.watermark, owner=worker_owner()
+        )
         app.state.compute = compute
         app.state.send_services = open_send_services(
             settings, app.state.blob_store, observe_send=metrics.record_send if metrics else None

@@ -25,7 +25,7 @@ from engine.storage import make_engine, make_session_factory, upgrade_database
 from engine.storage.models import WorkspaceType
 from gateway import operator
 from gateway.app import create_app, open_configured_blob_store, open_event_store
-from gateway.background import build_worker, close_send_services, open_send_services
+from gateway.background import build_worker, close_send_services, open_send_services, worker_owner
 from gateway.metrics import Metrics, serve_metrics_in_thread
 from gateway.request_log import configure_access_log
 from gateway.sample_parent import PAGE_PATH, sample_parent_routes
@@ -170,7 +170,7 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     try:
         sessions = make_session_factory(sql_engine)
         # Gateways elsewhere may still be inserting events stamped a moment ago; leave them a margin.
-        compute = ComputeProperties(sessions, store, wall_clock_watermark(5.0))
+        compute = ComputeProperties(sessions, store, wall_clock_watermark(5.0), owner=worker_owner())
         if metrics is not None:
             metrics.watch_compute(lambda: compute.last_completed)
         build_worker(

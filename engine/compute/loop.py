@@ -3,6 +3,10 @@ are brought up to date (Dittofeed §9.3). Runs in `feedgate worker`, or in-proce
 
 A workspace is eligible when it is Active and not a Parent. A definition that cannot be compiled
 or a store error on one property is logged and skipped; the others still run.
+
+Several `feedgate worker` processes run this loop against one store. Given an `owner`, a process
+computes a workspace only under its compute lease (engine.compute.leases), so two never compute one
+workspace at once; without one (a single process) the per-process lock alone serialises computations.
 """
 
 from __future__ import annotations
@@ -12,16 +16,17 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.compute.compile import compile_segment, compile_user_property
+from engine.compute.leases import COMPUTE_LEASE, claim_compute, release_compute
 from engine.compute.process import AssignmentListener, process_assignments
 from engine.compute.run import Target, compute_period, last_period, version_of
 from engine.storage.event_store import EventStore
-from engine.storage.models import Workspace, WorkspaceStatus, WorkspaceType
+from engine.storage.models import Workspace, WorkspaceStatus, WorkspaceType, utcnow
 from engine.storage.resource_models import ComputedPropertyStatus, Segment, UserProperty
 
 logger = logging.getLogger(__name__)
@@ -78,15 +83,26 @@ def compute_workspace(
     now: datetime,
     only: Collection[str] | None = None,
     listeners: Sequence[AssignmentListener] = (),
+    keep_going: Callable[[], bool] | None = None,
 ) -> ComputeSummary:
     """Bring the workspace's Running segments and user properties (or those in `only`) up to `now`,
-    copy what changed to SQL and tell `listeners`."""
+    copy what changed to SQL and tell `listeners`. `keep_going` is asked before each target after the
+    first (it renews the compute lease); False stops the computation there."""
     started = last_report = time.perf_counter()
     with sessions() as session:
         targets = list(load_targets(session, workspace_id, only))
-    changed = failed = 0
+    changed = failed = attempted = 0
     copy_seconds = 0.0
     for done, target in enumerate(targets, start=1):
+        if done > 1 and keep_going is not None and not keep_going():
+            logger.warning(
+                "workspace %s: compute lease lost after %d of %d properties; stopping",
+                workspace_id,
+                done - 1,
+                len(targets),
+            )
+            break
+        attempted = done
         try:
             since = last_period(store, workspace_id, target.property_id, target.version)
             changed += compute_period(store, target, since=since, now=now)
@@ -107,11 +123,15 @@ def compute_workspace(
                 last_report - started,
                 changed,
             )
-    return ComputeSummary(len(targets), changed, failed, time.perf_counter() - started, copy_seconds)
+    return ComputeSummary(attempted, changed, failed, time.perf_counter() - started, copy_seconds)
 
 
 class ComputeProperties:
-    """The worker task; `watermark()` says up to when events are surely stored (see EventWriter)."""
+    """The worker task; `watermark()` says up to when events are surely stored (see EventWriter).
+
+    With an `owner` (one per process, see gateway.background.worker_owner) each workspace is computed
+    under its compute lease, held `lease` long by `clock()` and renewed between targets: the loop skips
+    a workspace another worker holds, an explicit `compute` waits for it."""
 
     name = "compute-properties"
 
@@ -121,12 +141,23 @@ class ComputeProperties:
         store: EventStore,
         watermark: Callable[[], datetime],
         listeners: Sequence[AssignmentListener] = (),
+        *,
+        owner: str | None = None,
+        lease: timedelta = COMPUTE_LEASE,
+        clock: Callable[[], datetime] = utcnow,
+        wait_seconds: float = 0.2,
     ) -> None:
         self.sessions = sessions
         self.store = store
         self.watermark = watermark
         self.listeners = list(listeners)
-        # The watermark the last full pass started from: every eligible workspace is computed up to it.
+        self.owner = owner
+        self.lease = lease
+        self.clock = clock
+        # How often an explicit `compute` looks again at a lease another worker holds.
+        self.wait_seconds = wait_seconds
+        # The watermark the last full pass started from: every eligible workspace is computed up to it
+        # (a workspace another worker held was being computed by that worker).
         self.last_completed: datetime | None = None
         # One computation per workspace at a time in this process: the loop and trigger-recompute.
         self._locks: dict[str, threading.Lock] = {}
@@ -143,7 +174,10 @@ class ComputeProperties:
                 )
             )
         for workspace_id in workspace_ids:
-            summary = self.compute(workspace_id)
+            summary = self.try_compute(workspace_id)
+            if summary is None:
+                logger.debug("workspace %s is being computed by another worker; skipped", workspace_id)
+                continue
             if summary.seconds > PROGRESS_EVERY_SECONDS:
                 logger.info(
                     "computed %d properties of workspace %s in %.1f s (%d changed assignments)",
@@ -155,9 +189,26 @@ class ComputeProperties:
         self.last_completed = pass_watermark
 
     def compute(self, workspace_id: str, only: Collection[str] | None = None) -> ComputeSummary:
+        """Compute the workspace (or the properties in `only`) now, waiting for another worker's lease
+        to end first: the callers (manual segments, trigger-recompute, broadcasts) read the result."""
+        with self._lock_of(workspace_id):
+            while self.owner is not None and not self._claim(workspace_id):
+                time.sleep(self.wait_seconds)
+            return self._compute_claimed(workspace_id, only)
+
+    def try_compute(self, workspace_id: str) -> ComputeSummary | None:
+        """Compute the workspace unless another worker holds its lease (then None)."""
+        with self._lock_of(workspace_id):
+            if self.owner is not None and not self._claim(workspace_id):
+                return None
+            return self._compute_claimed(workspace_id, None)
+
+    def _lock_of(self, workspace_id: str) -> threading.Lock:
         with self._locks_guard:
-            lock = self._locks.setdefault(workspace_id, threading.Lock())
-        with lock:
+            return self._locks.setdefault(workspace_id, threading.Lock())
+
+    def _compute_claimed(self, workspace_id: str, only: Collection[str] | None) -> ComputeSummary:
+        if self.owner is None:
             return compute_workspace(
                 self.sessions,
                 self.store,
@@ -166,6 +217,32 @@ class ComputeProperties:
                 only=only,
                 listeners=self.listeners,
             )
+        try:
+            return compute_workspace(
+                self.sessions,
+                self.store,
+                workspace_id,
+                now=self.watermark(),
+                only=only,
+                listeners=self.listeners,
+                keep_going=lambda: self._claim(workspace_id),
+            )
+        finally:
+            self._release(workspace_id)
+
+    def _claim(self, workspace_id: str) -> bool:
+        assert self.owner is not None
+        with self.sessions.begin() as session:
+            return claim_compute(session, workspace_id, self.owner, now=self.clock(), lease=self.lease)
+
+    def _release(self, workspace_id: str) -> None:
+        assert self.owner is not None
+        try:
+            with self.sessions.begin() as session:
+                release_compute(session, workspace_id, self.owner, now=self.clock())
+        except Exception:
+            # The lease then ends at its expiry instead; the computation's own outcome stands.
+            logger.exception("workspace %s: compute lease not released", workspace_id)
 
 
 def wall_clock_watermark(lag_seconds: float) -> Callable[[], datetime]:

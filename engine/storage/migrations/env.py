@@ -7,6 +7,7 @@ from alembic import context
 from engine.storage import (  # noqa: F401  (register their tables)
     assignment_models,
     broadcast_models,
+    compute_models,
     gateway_models,
     journey_models,
     resource_models,
