@@ -64,6 +64,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument(
+        "--json", action="store_true", help="end with one JSON summary line (bench/report.py)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch, postgres_cluster() as server_url:
         database_url = server_url.rsplit("/", 1)[0] + "/bench"
@@ -115,6 +118,19 @@ def run(args: argparse.Namespace, scratch: str, database_url: str, clickhouse_ur
     print(f"\n{'phase':34} {'seconds':>8} {'msg/s':>8} {'x bare':>7}")
     for name, seconds, ratio in rows:
         print(f"{name:34} {seconds:8.1f} {args.users / seconds:8.0f} {ratio:7.2f}")
+    if args.json:
+        summary = [
+            {
+                "workload": f"{name} (bare: send loop)",
+                "figure": args.users / seconds,
+                "bare": args.users / bare_seconds,
+                "unit": "messages/s",
+                "better": "higher",
+            }
+            for name, seconds, _ in rows[1:]
+        ]
+        size = f"{args.users:,} recipients"
+        print(json.dumps({"bench": "broadcast", "size": size, "rows": summary}))
     store.close()
     engine.dispose()
     return 0

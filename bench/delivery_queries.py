@@ -17,6 +17,7 @@ Run: .venv/bin/python bench/delivery_queries.py [--messages N] [--runs N]
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import sys
@@ -120,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--messages", type=int, default=420_000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument(
+        "--json", action="store_true", help="end with one JSON summary line (bench/report.py)"
+    )
     args = parser.parse_args(argv)
 
     directory = Path(tempfile.mkdtemp(prefix="feedgate-bench-deliveries-"))
@@ -243,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
         ]
         failed = []
+        rows: list[dict[str, Any]] = []
         print(f"{'query':<34} {'ours':>9} {'bare':>9} {'ratio':>6}")
         for name, ours, ours_answer, raw, raw_answer in cases:
             ours_ms, ours_result = median_ms(ours, args.runs)
@@ -253,9 +258,21 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name:<34} {ours_ms:>6.1f} ms {bare_ms:>6.1f} ms {ours_ms / bare_ms:>5.2f}x"
                 + ("" if agrees else "  ANSWERS DIFFER")
             )
+            rows.append(
+                {
+                    "workload": f"deliveries {name}",
+                    "figure": ours_ms,
+                    "bare": bare_ms,
+                    "unit": "ms",
+                    "better": "lower",
+                }
+            )
         if failed:
             print(f"answers differ from the bare queries: {failed}", file=sys.stderr)
             return 1
+        if args.json:
+            size = f"{events:,} delivery events"
+            print(json.dumps({"bench": "delivery_queries", "size": size, "rows": rows}))
         return 0
     finally:
         shutil.rmtree(directory, ignore_errors=True)

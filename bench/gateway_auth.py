@@ -57,7 +57,7 @@ async def timed(count: int, call: Callable[[], Awaitable[None]]) -> list[float]:
     return seconds
 
 
-async def run(count: int, data_dir: Path) -> None:
+async def run(count: int, data_dir: Path, *, as_json: bool = False) -> None:
     settings = Settings(
         data_dir=data_dir,
         database_url=f"sqlite:///{data_dir / 'feedgate.db'}",
@@ -126,15 +126,30 @@ async def run(count: int, data_dir: Path) -> None:
     print(f"{count} reads of 20 segments each")
     for name, seconds in results:
         print(summarize(name, seconds, None if name == "bare engine" else bare_mean))
+    if as_json:
+        rows = [
+            {
+                "workload": f"auth: read 20 segments, {name}, mean",
+                "figure": statistics.fmean(seconds) * 1000,
+                "bare": bare_mean * 1000,
+                "unit": "ms",
+                "better": "lower",
+            }
+            for name, seconds in results[1:]
+        ]
+        print(json.dumps({"bench": "gateway_auth", "size": f"{count:,} requests each", "rows": rows}))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument(
+        "--json", action="store_true", help="end with one JSON summary line (bench/report.py)"
+    )
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="feedgate-bench-auth-"))
     try:
-        asyncio.run(run(args.requests, data_dir))
+        asyncio.run(run(args.requests, data_dir, as_json=args.json))
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 

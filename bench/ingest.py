@@ -312,6 +312,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="batch clients")
     parser.add_argument("--rate", type=float, default=200, help="single-event requests per second")
     parser.add_argument("--seconds", type=float, default=10, help="length of the single-event phase")
+    parser.add_argument(
+        "--json", action="store_true", help="end with one JSON summary line (bench/report.py)"
+    )
     args = parser.parse_args()
     # Every insert leaves a part on disk (hundreds of MB for a run); the directory goes at the end.
     data_dir = tempfile.mkdtemp(prefix="feedgate-bench-")
@@ -347,12 +350,21 @@ def run(args: argparse.Namespace, data_dir: str) -> None:
         f"{'batch ingest, 100 events/request (events/s)':<48}"
         f"{api_batch:>12,.0f}{bare_batch:>12,.0f}{api_batch / bare_batch:>8.2f}"
     )
+    rows = [("batch ingest, 100 events/request", api_batch, bare_batch, "events/s", "higher")]
     for label, fraction in (("p50", 0.5), ("p99", 0.99)):
         api, raw = _percentile(api_single, fraction) * 1000, _percentile(bare_single, fraction) * 1000
         print(
             f"{f'single event at {args.rate:.0f}/s, {label} latency (ms)':<48}"
             f"{api:>12.1f}{raw:>12.1f}{api / raw:>8.2f}"
         )
+        rows.append((f"single event at {args.rate:.0f}/s, {label} latency", api, raw, "ms", "lower"))
+    if args.json:
+        size = f"{args.requests * 100:,} events in batches, {len(api_single):,} single events"
+        summary = [
+            {"workload": f"ingest: {name}", "figure": figure, "bare": bare, "unit": unit, "better": better}
+            for name, figure, bare, unit, better in rows
+        ]
+        print(json.dumps({"bench": "ingest", "size": size, "rows": summary}))
 
 
 if __name__ == "__main__":

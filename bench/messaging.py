@@ -19,6 +19,7 @@ Run: .venv/bin/python bench/messaging.py [--users N] [--smtp-users N] [--batch N
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import socket
 import sys
@@ -116,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--smtp-users", type=int, default=5_000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument(
+        "--json", action="store_true", help="end with one JSON summary line (bench/report.py)"
+    )
     args = parser.parse_args(argv)
 
     directory = Path(tempfile.mkdtemp(prefix="feedgate-bench-messaging-"))
@@ -193,6 +197,25 @@ def main(argv: list[str] | None = None) -> int:
         ):
             print(f"FAILED: sent {sent}+{smtp_sent}, recorded {recorded} of {expected}", file=sys.stderr)
             return 1
+        if args.json:
+            rows = [
+                {
+                    "workload": "messaging: template sent via Test provider (bare: Liquid render)",
+                    "figure": rate,
+                    "bare": bare_rate,
+                    "unit": "messages/s",
+                    "better": "higher",
+                },
+                {
+                    "workload": "messaging: template sent via SMTP to a local sink",
+                    "figure": smtp_sent / smtp_seconds,
+                    "bare": None,
+                    "unit": "messages/s",
+                    "better": "higher",
+                },
+            ]
+            size = f"{args.users:,} users (Test), {args.smtp_users:,} (SMTP)"
+            print(json.dumps({"bench": "messaging", "size": size, "rows": rows}))
         return 0
     finally:
         providers.connections.close_all()

@@ -22,6 +22,7 @@ Run: .venv/bin/python bench/segments.py [--users N] [--events N] [--new-events N
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -230,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--new-events", type=int, default=10_000)
+    parser.add_argument(
+        "--json", action="store_true", help="end with one JSON summary line (bench/report.py)"
+    )
     args = parser.parse_args(argv)
 
     directory = Path(tempfile.mkdtemp(prefix="feedgate-bench-segments-"))
@@ -284,6 +288,20 @@ def main(argv: list[str] | None = None) -> int:
         if wrong or full.failed or incremental.failed:
             print(f"MISMATCH or failure: {wrong}", file=sys.stderr)
             return 1
+        if args.json:
+            phases = [("full", full), (f"incremental after {args.new_events:,} events", incremental)]
+            rows = [
+                {
+                    "workload": f"segments: 10 computed, {phase}",
+                    "figure": summary.seconds,
+                    "bare": bare_seconds,
+                    "unit": "s",
+                    "better": "lower",
+                }
+                for phase, summary in phases
+            ]
+            size = f"{args.users:,} users, {args.events:,} events"
+            print(json.dumps({"bench": "segments", "size": size, "rows": rows}))
         return 0
     finally:
         shutil.rmtree(directory, ignore_errors=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
@@ -148,7 +149,10 @@ async def show_editor(request: Request, screen: Screen) -> Response:
     if not editor.is_new:
         editor.members = await run_in_threadpool(count_members, store, screen.workspace_id, editor.segment_id)
     trait_keys = await run_in_threadpool(list_trait_keys, store, [screen.workspace_id])
-    event_keys = await run_in_threadpool(list_event_property_keys, store, [screen.workspace_id])
+    # The Performed node's pickers offer the product's own events; Email nodes cover feedgate's.
+    event_keys = await run_in_threadpool(
+        partial(list_event_property_keys, include_internal=False), store, [screen.workspace_id]
+    )
     return render(
         request,
         screen,

@@ -69,15 +69,18 @@ def list_trait_keys(store: EventStore, workspace_ids: Sequence[str], *, limit: i
 
 
 def list_event_property_keys(
-    store: EventStore, workspace_ids: Sequence[str], *, limit: int = 500
+    store: EventStore, workspace_ids: Sequence[str], *, limit: int = 500, include_internal: bool = True
 ) -> dict[str, list[str]]:
-    """Top-level property names per track event name, most recently seen first."""
+    """Top-level property names per track event name, most recently seen first. Without
+    `include_internal`, feedgate's own events (`DF…`: sends and delivery statuses, usually most of a
+    busy workspace's events) are skipped before their properties are parsed."""
     rows = store.query(
         "SELECT event, arrayJoin(JSONExtractKeys(properties)) AS property, max(processing_time) AS seen"
         " FROM user_events_v2"
         " WHERE workspace_id IN {workspaces:Array(String)} AND event_type = 'track'"
+        " AND ({internal:Bool} OR NOT startsWith(event, 'DF'))"
         " GROUP BY event, property ORDER BY seen DESC, event, property LIMIT {limit:UInt32}",
-        {"workspaces": list(workspace_ids), "limit": limit},
+        {"workspaces": list(workspace_ids), "limit": limit, "internal": include_internal},
     )
     properties: dict[str, list[str]] = {}
     for event, property_name, _ in rows:

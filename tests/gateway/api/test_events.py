@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from engine.event_search import list_event_property_keys
 from tests.gateway.api.conftest import ParentAccount, Tenant, admin_key_for
+from tests.support.delivery_events import DeliveryEvents
 
 
 def _send(client: TestClient, tenant: Tenant, kind: str, body: dict[str, Any]) -> None:
@@ -208,3 +210,22 @@ def test_trait_and_property_discovery(client: TestClient, parent: ParentAccount,
         "/api/admin/events/properties", params={"workspaceId": history.id}, headers=headers
     )
     assert properties.json() == {"properties": {"100%_OFF": ["broadcastId"], "ORDER_PLACED": ["total"]}}
+
+
+def test_property_discovery_can_leave_feedgates_own_events_out(
+    client: TestClient, parent: ParentAccount, history: Tenant
+) -> None:
+    DeliveryEvents(client, history.id).sent(
+        "m-sent",
+        "ann",
+        "2026-03-01T10:00:00Z",
+        template="t",
+        variant={"type": "Sms", "to": "+1", "body": "x"},
+    )
+    store = client.app.state.event_store  # type: ignore[attr-defined]
+
+    everything = list_event_property_keys(store, [history.id])
+    product = list_event_property_keys(store, [history.id], include_internal=False)
+
+    assert "DFInternalMessageSent" in everything
+    assert product == {"100%_OFF": ["broadcastId"], "ORDER_PLACED": ["total"]}
