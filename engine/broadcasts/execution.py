@@ -27,11 +27,11 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.orm.exc import StaleDataError
 
 from engine.broadcasts.schedule import first_moment, moment_in, parse_local, zone_or_none
 from engine.messaging.ledger import (
     SEND_LEASE,
+    LeaseFence,
     RetryPolicy,
     WriteEvents,
     claim_sends,
@@ -204,7 +204,13 @@ class BroadcastRunner:
             (row, Recipient(row.user_id, properties.get(row.user_id, {"id": row.user_id}))) for row in rows
         ]
         settled = send_claimed(
-            session, plan, recipients, broadcast_tags(broadcast, options), now=now, policy=self.policy
+            session,
+            plan,
+            recipients,
+            broadcast_tags(broadcast, options),
+            now=now,
+            policy=self.policy,
+            fence=LeaseFence(self.owner, self.lease, self.clock),
         )
         if plan.problem is not None:
             _fail(session, broadcast.id, str(plan.problem.variant.get("type")))
@@ -214,12 +220,7 @@ class BroadcastRunner:
                 .where(Broadcast.id == broadcast.id, Broadcast.status == BroadcastStatus.RUNNING)
                 .values(status=BroadcastStatus.PAUSED, error="paused on a failed send")
             )
-        try:
-            session.commit()
-        except StaleDataError:
-            session.rollback()
-            logger.warning("a batch of broadcast %s outlived its lease; another worker owns it", broadcast.id)
-            return 0
+        session.commit()
         record_settled(session, [row for row, _ in settled], self.write_events, now=now)
         session.commit()
         return len(settled)

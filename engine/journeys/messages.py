@@ -26,6 +26,7 @@ from engine.events import EventRow
 from engine.journeys.definition import EXIT, MessageNode
 from engine.journeys.records import early_exit_row
 from engine.messaging.ledger import (
+    LeaseFence,
     RetryPolicy,
     WriteEvents,
     claim_sends,
@@ -96,6 +97,7 @@ class JourneySends:
         owner: str,
         policy: RetryPolicy,
         lease: timedelta,
+        clock: Callable[[], datetime],
         commit: Callable[[], None],
         record: Callable[[EventRow], None],
         recipient: Callable[[JourneyRun], Recipient],
@@ -107,6 +109,7 @@ class JourneySends:
         self.owner = owner
         self.policy = policy
         self.lease = lease
+        self.fence = LeaseFence(owner, lease, clock)
         self.commit = commit
         self.record = record
         self.recipient = recipient
@@ -184,6 +187,7 @@ class JourneySends:
             message_tags(run, node),
             now=self.now,
             policy=policy,
+            fence=self.fence,
         )
         run.attempts = row.attempts
 

@@ -246,6 +246,7 @@ class _Batch:
             owner=self.runner.owner,
             policy=self.runner.policy,
             lease=self.runner.lease,
+            clock=self.runner.clock,
             commit=self.commit,
             record=self.events.append,
             recipient=self._recipient,

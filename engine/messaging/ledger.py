@@ -13,6 +13,10 @@ messageId is the send's, so writing it twice stores it once). A worker killed be
 Sending row whose lease expires: it is claimed again and sent again under the same messageId, which
 providers with idempotency keys (Resend, the webhook channel, Test) answer without a second message.
 For the others that window is one provider call long; it cannot be closed without their help.
+
+A live worker whose batch outlasts its lease (a slow provider) must not send what another worker has
+taken over meanwhile: with a `LeaseFence`, the sender renews its leases before it sends (at most every
+quarter lease, in one UPDATE of the rows it still holds, committed) and skips rows it no longer holds.
 """
 
 from __future__ import annotations
@@ -56,6 +60,34 @@ class RetryPolicy:
 
     def delay(self, attempts: int) -> timedelta:
         return timedelta(seconds=min(self.cap_seconds, self.base_seconds * 2 ** max(0, attempts - 1)))
+
+
+@dataclass(frozen=True)
+class LeaseFence:
+    """Who holds the claimed rows, for how long each renewal lasts, and by which clock."""
+
+    owner: str
+    lease: timedelta
+    clock: Callable[[], datetime]
+
+
+def renew_leases(session: Session, message_ids: Sequence[str], fence: LeaseFence) -> set[str]:
+    """Extend the leases `fence.owner` still holds among `message_ids`; the ids it still holds. The
+    caller commits, which is what makes the renewal hold."""
+    if not message_ids:
+        return set()
+    renewed = session.execute(
+        update(MessageSend)
+        .where(
+            MessageSend.message_id.in_(message_ids),
+            MessageSend.state == SendState.SENDING,
+            MessageSend.lease_owner == fence.owner,
+        )
+        .values(lease_expires_at=fence.clock() + fence.lease)
+        .returning(MessageSend.message_id),
+        execution_options={"synchronize_session": False},
+    )
+    return set(renewed.scalars())
 
 
 def derive_message_id(workspace_id: str, name: str) -> str:
@@ -112,14 +144,28 @@ def send_claimed(
     *,
     now: datetime,
     policy: RetryPolicy,
+    fence: LeaseFence | None = None,
 ) -> list[tuple[MessageSend, SendResult]]:
     """Send each claimed row and settle it on the session (the caller commits, then calls
-    `record_settled`). Rows already settled are not sent again."""
+    `record_settled`). Rows already settled are not sent again; with a `fence`, neither are rows
+    whose lease another worker has taken over (renewing commits the session)."""
     plan.load_subscriptions(session, [recipient.user_id for _, recipient in claimed])
     settled = []
+    held: set[str] = set()
+    renewed_at: datetime | None = None
     for row, recipient in claimed:
         if row.state in FINAL_STATES:
             continue
+        if fence is not None:
+            moment = fence.clock()
+            if renewed_at is None or moment - renewed_at >= fence.lease / 4:
+                unsettled = [r.message_id for r, _ in claimed if r.state == SendState.SENDING]
+                held = renew_leases(session, unsettled, fence)
+                session.commit()
+                renewed_at = moment
+            if row.message_id not in held:
+                logger.warning("send %s was taken over after its lease ran out", row.message_id)
+                continue
         send_tags = {**tags, "messageId": row.message_id, "userId": recipient.user_id}
         result = plan.send(session, recipient, row.message_id, send_tags)
         settle_send(row, result, send_tags, now=now, policy=policy)

@@ -36,11 +36,6 @@ pytestmark = pytest.mark.slow
 
 MEMBERS = 40
 
-BUG = (
-    "BUG: a worker keeps sending a batch after its lease expired and another worker took it over "
-    "(engine.messaging.ledger.send_claimed / settle_send do not check the lease): messages are sent "
-    "and recorded twice"
-)
 
 
 @pytest.fixture
@@ -56,7 +51,6 @@ def _journey_done(world: BroadcastWorld, journey_id: str) -> bool:
     return len(states) == MEMBERS and set(states) == {RunState.EXITED}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=BUG)
 @pytest.mark.parametrize("source", ["broadcast", "journey"])
 @pytest.mark.parametrize("sql_url", ["postgres"], indirect=True)
 def test_a_batch_that_outlives_its_lease_is_still_sent_once(
