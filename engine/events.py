@@ -201,7 +201,10 @@ def _expand_group(workspace_id: str, message: dict[str, Any], received_at: datet
 
 def _row(workspace_id: str, message: dict[str, Any], received_at: datetime) -> EventRow:
     user = message.get("userId") or message.get("anonymousId") or ""
-    key = (workspace_id, message["messageId"], message["type"], message.get("event", ""), user)
+    # As ClickHouse derives the column: an `event` that is not a string (an identify may carry any
+    # unknown field) reads as ''.
+    event = message.get("event")
+    key = (workspace_id, message["messageId"], message["type"], event if isinstance(event, str) else "", user)
     return EventRow(
         workspace_id=workspace_id,
         message_id=message["messageId"],

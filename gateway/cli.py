@@ -1,4 +1,4 @@
-"""The `feedgate` command: serve, worker, migrate and demo.
+"""The `feedgate` command: serve, worker, migrate, demo, admin and bootstrap.
 
 Each subcommand reads `Settings` from the environment once; flags only override where to listen.
 """
@@ -24,8 +24,10 @@ from engine.event_writer import EventWriter
 from engine.storage import make_engine, make_session_factory, upgrade_database
 from engine.storage.models import WorkspaceType
 from gateway import operator
+from gateway.admin_commands import add_admin_commands
 from gateway.app import create_app, open_configured_blob_store, open_event_store
 from gateway.background import build_worker, close_send_services, open_send_services, worker_owner
+from gateway.bootstrap_command import add_bootstrap_command
 from gateway.metrics import Metrics, serve_metrics_in_thread
 from gateway.request_log import configure_access_log
 from gateway.sample_parent import PAGE_PATH, sample_parent_routes
@@ -71,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--type", choices=["root", "parent"], default="root")
     create.set_defaults(handler=run_create_workspace)
+    add_admin_commands(admin)
+    add_bootstrap_command(commands)
     return parser
 
 

@@ -192,3 +192,12 @@ def test_values_clickhouse_cannot_read_back_are_400(client: TestClient, tenant: 
     )
     assert response.status_code == 400 and response.json()["message"].startswith("body")
     assert _stored(client, tenant.id) == []
+
+
+def test_an_unknown_field_named_event_on_an_identify_is_stored_not_a_503(
+    client: TestClient, tenant: Tenant
+) -> None:
+    # Found by the fuzzer: the dedup key took the raw `event` field, and a list is unhashable.
+    for event in ([], {"a": 1}, 5):
+        body = {"userId": "u", "messageId": str(uuid.uuid4()), "traits": {"plan": "pro"}, "event": event}
+        assert _post(client, "identify", tenant.write_key, body).status_code == 204
