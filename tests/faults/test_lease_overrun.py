@@ -37,7 +37,6 @@ pytestmark = pytest.mark.slow
 MEMBERS = 40
 
 
-
 @pytest.fixture
 def resend() -> Iterator[ResendStandIn]:
     server = ResendStandIn(idempotent=False, delay_seconds=0.15).start()

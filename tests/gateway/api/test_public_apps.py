@@ -198,6 +198,7 @@ def test_an_unknown_field_named_event_on_an_identify_is_stored_not_a_503(
     client: TestClient, tenant: Tenant
 ) -> None:
     # Found by the fuzzer: the dedup key took the raw `event` field, and a list is unhashable.
-    for event in ([], {"a": 1}, 5):
+    events: tuple[object, ...] = ([], {"a": 1}, 5)
+    for event in events:
         body = {"userId": "u", "messageId": str(uuid.uuid4()), "traits": {"plan": "pro"}, "event": event}
         assert _post(client, "identify", tenant.write_key, body).status_code == 204
