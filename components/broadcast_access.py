@@ -27,7 +27,7 @@ from engine.errors import InvalidInput, NotFound, PermissionDenied
 from engine.resources import canonical_uuid
 from engine.storage.broadcast_models import Broadcast, BroadcastStatus
 from engine.storage.resource_models import MessageTemplate, Segment
-from gateway.embed_policy import check_resource_ids, check_scope
+from gateway.embed_policy import check_resource_ids
 
 COMPONENT: Literal["Broadcast"] = "Broadcast"
 TABLE_PATH = "/broadcasts"
@@ -57,25 +57,15 @@ ACTION_LABELS = {"start": "Start", "pause": "Pause", "resume": "Resume", "cancel
 
 
 def check_may_write(screen: Screen) -> None:
-    """:raises PermissionDenied: the embed session's scope, or the member's role, does not allow
-    changing broadcasts."""
-    if screen.embedded is not None:
-        check_scope(screen.embedded.components, "broadcasts", "write")
-    elif not screen.can_write:
-        raise PermissionDenied("Changing broadcasts needs the Author role")
+    screen.check_write("broadcasts", "broadcasts")
 
 
 def may_write(screen: Screen) -> bool:
-    try:
-        check_may_write(screen)
-    except PermissionDenied:
-        return False
-    return True
+    return screen.may_write("broadcasts")
 
 
 def may_create(screen: Screen) -> bool:
-    """A session limited to named resources cannot name a broadcast it has not created yet."""
-    return may_write(screen) and (screen.embedded is None or screen.embedded.resource_ids is None)
+    return screen.may_create("broadcasts")
 
 
 def check_in_reach(screen: Screen, named: Mapping[str, Any]) -> None:

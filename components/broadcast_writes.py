@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from components.broadcast_access import (
@@ -41,7 +41,7 @@ from components.broadcast_access import (
     screen_configuration,
 )
 from components.broadcast_steps import ERROR_HANDLING, template_channel
-from components.screens import Screen, screen_routes
+from components.screens import Screen, navigate, screen_routes
 from components.template_editing import form_text, read_form, required_text
 from engine import configuration_enforcement
 from engine.broadcasts import lifecycle, resources
@@ -55,14 +55,6 @@ from gateway.deps import in_transaction
 
 # (session, workspace id, broadcast id) -> the broadcast, moved along its status machine.
 Transition = Callable[[Session, str, str], Broadcast]
-
-
-def navigate(request: Request, url: str) -> Response:
-    """After a write: have htmx load `url` as a navigation (carrying the session's header), or
-    redirect a plain form post."""
-    if "hx-request" in request.headers:
-        return Response(status_code=204, headers={"HX-Location": url})
-    return RedirectResponse(url, status_code=303)
 
 
 def step_url(screen: Screen, broadcast_id: str, step: str | None, **params: str) -> str:

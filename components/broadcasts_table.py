@@ -28,8 +28,7 @@ from components.broadcast_access import (
     may_create,
     may_write,
 )
-from components.broadcast_writes import navigate
-from components.screens import Screen, render, screen_routes
+from components.screens import Screen, navigate, render, screen_routes
 from components.template_editing import form_text, read_form, required_text
 from engine import configuration_enforcement
 from engine.broadcasts import resources

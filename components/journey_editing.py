@@ -25,7 +25,7 @@ from starlette.requests import Request
 from components.journey_tree_edits import UNITS, Definition, new_definition, reachable, slots
 from components.screens import Screen
 from engine import analysis
-from engine.errors import InvalidInput, NotFound, PermissionDenied
+from engine.errors import InvalidInput, NotFound
 from engine.journeys import resources as journeys
 from engine.journeys.definition import ENTRY, EVENT_ENTRY, EXIT, parse_journey
 from engine.messaging.subscription_groups import list_subscription_groups
@@ -35,7 +35,7 @@ from engine.segments import list_segments
 from engine.storage.event_store import EventStore
 from engine.storage.journey_models import Journey, JourneyStatus
 from engine.storage.resource_models import ResourceType
-from gateway.embed_policy import check_resource_ids, check_scope
+from gateway.embed_policy import check_resource_ids
 
 COMPONENT = "Journey"
 TABLE_PATH = "/journeys"
@@ -49,24 +49,15 @@ Fields = dict[str, str | list[str]]
 
 
 def check_write(screen: Screen) -> None:
-    """:raises PermissionDenied: this session or member may not change journeys."""
-    if screen.embedded is not None:
-        check_scope(screen.embedded.components, "journeys", "write")
-    elif not screen.can_write:
-        raise PermissionDenied("Your role may not edit journeys")
+    screen.check_write("journeys", "journeys")
 
 
 def may_write(screen: Screen) -> bool:
-    try:
-        check_write(screen)
-    except PermissionDenied:
-        return False
-    return True
+    return screen.may_write("journeys")
 
 
 def may_create(screen: Screen) -> bool:
-    """A session limited to named journeys cannot open one it creates, so it creates none."""
-    return may_write(screen) and (screen.embedded is None or screen.embedded.resource_ids is None)
+    return screen.may_create("journeys")
 
 
 def check_named(screen: Screen, journey_id: str) -> None:

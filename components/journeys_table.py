@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from components.journey_editing import (
@@ -35,7 +35,7 @@ from components.journey_editing import (
     working_copy,
 )
 from components.journey_tree_edits import new_definition
-from components.screens import Screen, render, screen_routes
+from components.screens import Screen, navigate, render, screen_routes
 from engine.errors import InvalidInput, NotFound, PermissionDenied
 from engine.journeys import resources as journeys
 from engine.resources import iso_ms
@@ -91,11 +91,7 @@ async def create(request: Request, screen: Screen) -> Response:
                 request, screen, "journeys/_new_form.html", status=400, new_name=name, new_error=problem
             )
         return await _table(request, screen, new_name=name, new_error=problem, status=400)
-    editor_url = screen.page(EDITOR_PATH, id=journey_id)
-    if "hx-request" in request.headers:
-        # Boosted navigation: have htmx load the editor (with the session's header).
-        return Response(status_code=204, headers={"HX-Location": editor_url})
-    return RedirectResponse(editor_url, status_code=303)
+    return navigate(request, screen.page(EDITOR_PATH, id=journey_id))
 
 
 async def delete(request: Request, screen: Screen) -> Response:
@@ -109,10 +105,7 @@ async def delete(request: Request, screen: Screen) -> Response:
             raise NotFound("Journey not found")
 
     await in_transaction(request, remove)
-    table_url = screen.page(TABLE_PATH)
-    if "hx-request" in request.headers:
-        return Response(status_code=204, headers={"HX-Location": table_url})
-    return RedirectResponse(table_url, status_code=303)
+    return navigate(request, screen.page(TABLE_PATH))
 
 
 async def _table(

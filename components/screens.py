@@ -21,7 +21,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from components.theme import theme_stylesheet
@@ -30,6 +30,7 @@ from engine.member_roles import role_at_least
 from engine.storage.models import Role, Workspace
 from engine.themes import read_effective_theme
 from gateway.deps import in_read_transaction
+from gateway.embed_policy import check_scope
 from gateway.embedded_auth import EmbeddedSession, open_embedded_session
 from gateway.errors import status_for
 from gateway.member_auth import resolve_member
@@ -61,6 +62,25 @@ class Screen:
         """A link to another screen of the same shell, keeping the workspace."""
         return f"{self.page_base}{path}?{urlencode({'workspaceId': self.workspace_id, **params})}"
 
+    def check_write(self, group: str, what: str) -> None:
+        """:raises PermissionDenied: the embed session's scope (API `group`), or the member's role,
+        does not allow changing `what`."""
+        if self.embedded is not None:
+            check_scope(self.embedded.components, group, "write")
+        elif not self.can_write:
+            raise PermissionDenied(f"Changing {what} needs the Author role")
+
+    def may_write(self, group: str) -> bool:
+        try:
+            self.check_write(group, group)
+        except PermissionDenied:
+            return False
+        return True
+
+    def may_create(self, group: str) -> bool:
+        """A session limited to named resources cannot name one it has not created yet."""
+        return self.may_write(group) and (self.embedded is None or self.embedded.resource_ids is None)
+
 
 ScreenHandler = Callable[[Request, Screen], Awaitable[Response]]
 
@@ -91,6 +111,14 @@ def render(
     """Render `template` with the screen; htmx requests for a fragment get the template alone."""
     body = templates.get_template(template).render(screen=screen, request=request, **context)
     return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def navigate(request: Request, url: str) -> Response:
+    """After a write: have htmx load `url` as a navigation (so it carries the session's header), or
+    redirect a plain form post."""
+    if "hx-request" in request.headers:
+        return Response(status_code=204, headers={"HX-Location": url})
+    return RedirectResponse(url, status_code=303)
 
 
 def _opened(handler: ScreenHandler, component: str) -> Callable[[Request], Awaitable[Response]]:

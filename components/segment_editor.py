@@ -41,7 +41,7 @@ from engine.storage.event_store import EventStore
 from engine.storage.resource_models import Segment
 from engine.users import UserFilter, count_users
 from gateway.deps import audit_context, in_transaction
-from gateway.embed_policy import check_resource_ids, check_scope
+from gateway.embed_policy import check_resource_ids
 
 COMPONENT = "Segment"
 EDITOR_PATH = "/segments/v1"
@@ -94,19 +94,11 @@ class Choices:
 
 
 def check_write(screen: Screen, group: str = "segments") -> None:
-    """:raises PermissionDenied: this session or member may not change `group`."""
-    if screen.embedded is not None:
-        check_scope(screen.embedded.components, group, "write")
-    elif not screen.can_write:
-        raise PermissionDenied("Your role may not edit segments")
+    screen.check_write(group, "segments")
 
 
 def may_write(screen: Screen, group: str = "segments") -> bool:
-    try:
-        check_write(screen, group)
-    except PermissionDenied:
-        return False
-    return True
+    return screen.may_write(group)
 
 
 def check_named(screen: Screen, segment_id: str) -> None:
@@ -116,8 +108,7 @@ def check_named(screen: Screen, segment_id: str) -> None:
 
 
 def may_create(screen: Screen) -> bool:
-    """A session limited to named segments cannot name one it has not created yet."""
-    return may_write(screen) and (screen.embedded is None or screen.embedded.resource_ids is None)
+    return screen.may_create("segments")
 
 
 def count_members(store: EventStore, workspace_id: str, segment_id: str) -> int:

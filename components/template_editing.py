@@ -22,7 +22,7 @@ from starlette.responses import Response
 from components.screens import Screen, render
 from engine import configuration_enforcement
 from engine.component_configurations import effective_configuration
-from engine.errors import InvalidInput, NotFound, PermissionDenied
+from engine.errors import InvalidInput, NotFound
 from engine.messaging import templates
 from engine.messaging.batch_send import PREVIEW_USER_ID
 from engine.messaging.recipients import load_user_properties
@@ -121,12 +121,7 @@ def check_template_in_reach(screen: Screen, template_id: str) -> None:
 
 
 def check_may_write(screen: Screen) -> None:
-    """:raises PermissionDenied: the embed session's scope, or the member's role, does not allow
-    writing templates."""
-    if screen.embedded is not None:
-        check_scope(screen.embedded.components, "content", "write")
-    elif not screen.can_write:
-        raise PermissionDenied("Editing templates needs the Author role")
+    screen.check_write("content", "templates")
 
 
 def check_may_read(screen: Screen, group: str) -> None:

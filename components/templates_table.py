@@ -19,10 +19,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from components.screens import Screen, render, screen_routes
+from components.screens import Screen, navigate, render, screen_routes
 from components.template_editing import (
     COMPONENT,
     PUBLICATION_LABELS,
@@ -181,11 +181,7 @@ async def create(request: Request, screen: Screen) -> Response:
         return create_template(session, screen, name, channel, asked).id
 
     template_id = await in_transaction(request, write)
-    editor_url = screen.page(f"{EDITOR_PATHS[channel]}/{template_id}")
-    if "hx-request" in request.headers:
-        # Boosted form: have htmx load the editor as a navigation (with the session's header).
-        return Response(status_code=204, headers={"HX-Location": editor_url})
-    return RedirectResponse(editor_url, status_code=303)
+    return navigate(request, screen.page(f"{EDITOR_PATHS[channel]}/{template_id}"))
 
 
 routes: list[Route] = [
