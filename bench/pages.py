@@ -242,7 +242,7 @@ def screen_cases(store: EventStore, sessions: Any, ws: Workspace, now: datetime)
     def segment_editor() -> Any:
         members()
         list_trait_keys(store, [ws.id])
-        return list_event_property_keys(store, [ws.id])
+        return list_event_property_keys(store, [ws.id], include_internal=False)
 
     by_broadcast = deliveries.DeliveryFilter(sent=SentFilter(broadcast_ids=[ws.broadcast]))
 
