@@ -199,19 +199,35 @@ def record_settled(
     session: Session, rows: Sequence[MessageSend], write_events: WriteEvents, *, now: datetime
 ) -> int:
     """Write the internal events of settled, unrecorded rows, then mark them recorded (the caller
-    commits). Returns how many were recorded."""
-    events = [
-        _event_row(row, now) for row in rows if row.result_event is not None and row.recorded_at is None
-    ]
-    if not events:
+    commits). Returns how many were recorded.
+
+    Two workers can hold the same settled row (a journey run taken over while its first worker was
+    still in its batch): the rows are locked and read again first, so only one of them writes."""
+    ids = [row.message_id for row in rows if row.result_event is not None and row.recorded_at is None]
+    if not ids:
         return 0
-    write_events(events)
-    ids = [row.message_id for row in rows if row.result_event is not None]
+    unrecorded = list(
+        session.scalars(
+            select(MessageSend)
+            .where(
+                MessageSend.message_id.in_(ids),
+                MessageSend.recorded_at.is_(None),
+                MessageSend.result_event.is_not(None),
+            )
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+    )
+    if not unrecorded:
+        return 0
+    write_events([_event_row(row, now) for row in unrecorded])
     session.execute(
-        update(MessageSend).where(MessageSend.message_id.in_(ids)).values(recorded_at=now),
+        update(MessageSend)
+        .where(MessageSend.message_id.in_([row.message_id for row in unrecorded]))
+        .values(recorded_at=now),
         execution_options={"synchronize_session": False},
     )
-    return len(events)
+    return len(unrecorded)
 
 
 def record_unrecorded(

@@ -678,6 +678,9 @@ def test_a_run_exits_after_a_delay_once_its_workspace_is_no_longer_active(
     assert shop.run(journey, "ana").state == RunState.EXITED
 
 
+# The pause is written from inside the event write, which on SQLite runs under the runner's write lock
+# (the ledger holds its rows while it records them): only Postgres lets another session write then.
+@pytest.mark.parametrize("sql_url", ["postgres"], indirect=True)
 def test_a_journey_paused_while_a_run_is_on_its_way_exits_the_run_at_its_next_message(
     shop: Shop, sessions: sessionmaker[Session], services: SendServices
 ) -> None:
