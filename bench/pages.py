@@ -259,7 +259,6 @@ def screen_cases(store: EventStore, sessions: Any, ws: Workspace, now: datetime)
         session.expunge(journey)
 
     def journey_stats() -> Any:
-        analysis.journey_stats(store, ws.id, ws.journey)
         return journeys.journeys_stats(store, ws.id, [journey])
 
     def editor(step: str) -> dict[str, str]:

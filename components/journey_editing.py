@@ -15,6 +15,7 @@ the editor starts from the published definition and its first edit replaces that
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,17 +184,26 @@ class NodeStats:
     rates: dict[str, float]
 
 
-def read_node_stats(store: EventStore, workspace_id: str, journey: Journey) -> dict[str, NodeStats]:
-    """Per message node of a started journey, what it sent; {} for a journey never started."""
-    if journey.status == JourneyStatus.NOT_STARTED or journey.definition is None:
-        return {}
-    counts = analysis.journey_stats(store, workspace_id, journey.id)["nodeStats"]
-    (reported,) = journeys.journeys_stats(store, workspace_id, [journey])
-    stats = {}
-    for node_id, found in counts.items():
-        channel = reported["nodeStats"].get(node_id, {}).get("channelStats", {})
-        rates = {name: float(value) for name, value in channel.items() if name != "type"}
-        stats[node_id] = NodeStats(**{key: int(found[key]) for key in _COUNTS}, rates=rates)
+def read_node_stats(
+    store: EventStore, workspace_id: str, found: Sequence[Journey]
+) -> dict[str, dict[str, NodeStats]]:
+    """journey id -> per message node, what it sent, for the started journeys among `found` (one query);
+    a journey never started is absent."""
+    started = [
+        journey
+        for journey in found
+        if journey.status != JourneyStatus.NOT_STARTED and journey.definition is not None
+    ]
+    counts = analysis.journeys_node_counts(store, workspace_id, [journey.id for journey in started])
+    stats: dict[str, dict[str, NodeStats]] = {}
+    for journey in started:
+        by_node = counts.get(journey.id, {})
+        reported = journeys.journey_stats_of(workspace_id, journey, by_node)["nodeStats"]
+        stats[journey.id] = {}
+        for node_id, numbers in by_node.items():
+            channel = reported.get(node_id, {}).get("channelStats", {})
+            rates = {name: float(value) for name, value in channel.items() if name != "type"}
+            stats[journey.id][node_id] = NodeStats(**{key: numbers[key] for key in _COUNTS}, rates=rates)
     return stats
 
 

@@ -298,7 +298,8 @@ async def _respond(
 ) -> Response:
     """The editor section for htmx; the whole page for the first load and for forms posted without it."""
     store = request.app.state.event_store
-    editor.stats = await run_in_threadpool(read_node_stats, store, screen.workspace_id, journey)
+    stats = await run_in_threadpool(read_node_stats, store, screen.workspace_id, [journey])
+    editor.stats = stats.get(journey.id, {})
     whole = full or "hx-request" not in request.headers
     template = "journeys/editor.html" if whole else "journeys/_editor.html"
     return render(request, screen, template, status=status, **_context(screen, editor, choices))

@@ -134,8 +134,9 @@ async def _table(
 
     rows, found = await in_transaction(request, read)
     store: EventStore = request.app.state.event_store
+    every_stats = await run_in_threadpool(read_node_stats, store, screen.workspace_id, found)
     for row, journey in zip(rows, found, strict=True):
-        stats = await run_in_threadpool(read_node_stats, store, screen.workspace_id, journey)
+        stats = every_stats.get(journey.id, {})
         row.sent = sum(node.sent for node in stats.values())
         row.delivered = sum(node.delivered for node in stats.values())
         row.opened = sum(node.opened for node in stats.values())

@@ -144,28 +144,46 @@ def journey_stats(
     end: datetime | None = None,
 ) -> dict[str, Any]:
     """Per message node of the journey: sent, and the cascading delivered ⊇ opened ⊇ clicked, bounced."""
+    counts = journeys_node_counts(store, workspace_id, [journey_id], start=start, end=end)
+    return {"nodeStats": counts.get(journey_id, {})}
+
+
+def journeys_node_counts(
+    store: EventStore,
+    workspace_id: str,
+    journey_ids: Sequence[str],
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> dict[str, dict[str, dict[str, int]]]:
+    """`journey_stats`'s numbers of several journeys in one query: journey id -> node id -> counts
+    (a journey or node that sent nothing is absent)."""
+    if not journey_ids:
+        return {}
     params = Parameters()
-    where = AnalysisFilter(SentFilter(journey_ids=[journey_id], start=start, end=end))
+    where = AnalysisFilter(SentFilter(journey_ids=journey_ids, start=start, end=end))
     cohort = _cohort_sql(
-        workspace_id, where, params, "message_id, JSONExtractString(properties, 'nodeId') AS node"
+        workspace_id,
+        where,
+        params,
+        "message_id, journey_id, JSONExtractString(properties, 'nodeId') AS node",
     )
     rows = store.query(
-        "SELECT node, count(), countIf(delivered OR opened OR clicked), countIf(opened OR clicked),"  # noqa: S608
-        f" countIf(clicked), countIf(bounced) FROM ({cohort}) WHERE node != '' GROUP BY node ORDER BY node",
+        "SELECT journey_id, node, count(), countIf(delivered OR opened OR clicked),"  # noqa: S608
+        f" countIf(opened OR clicked), countIf(clicked), countIf(bounced) FROM ({cohort})"
+        " WHERE node != '' GROUP BY journey_id, node ORDER BY journey_id, node",
         params.values,
     )
-    return {
-        "nodeStats": {
-            node: {
-                "sent": int(sent),
-                "delivered": int(delivered),
-                "opened": int(opened),
-                "clicked": int(clicked),
-                "bounced": int(bounced),
-            }
-            for node, sent, delivered, opened, clicked, bounced in rows
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    for journey_id, node, sent, delivered, opened, clicked, bounced in rows:
+        counts.setdefault(str(journey_id), {})[str(node)] = {
+            "sent": int(sent),
+            "delivered": int(delivered),
+            "opened": int(opened),
+            "clicked": int(clicked),
+            "bounced": int(bounced),
         }
-    }
+    return counts
 
 
 def _cohort_sql(
@@ -183,5 +201,5 @@ def _cohort_sql(
     return (
         "SELECT s.*, st.delivered AS delivered, st.opened AS opened, st.clicked AS clicked,"  # noqa: S608
         f" st.bounced AS bounced, {STATES_SQL} AS states"
-        f" FROM {with_state_flags_sql(sent, workspace_id, params)}{keep}"
+        f" FROM {with_state_flags_sql(sent, workspace_id, params, narrow=where.sent.is_narrow)}{keep}"
     )

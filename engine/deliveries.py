@@ -100,8 +100,9 @@ def count_deliveries(store: EventStore, workspace_id: str, where: DeliveryFilter
     params = Parameters()
     sent = sent_messages_sql(workspace_id, where.sent, params, f"message_id, event_time, {MESSAGE_KEY}")
     if where.statuses:
+        joined = with_latest_status_sql(sent, workspace_id, params, narrow=where.sent.is_narrow)
         sql = (
-            f"SELECT count() FROM {with_latest_status_sql(sent, workspace_id, params)}"  # noqa: S608
+            f"SELECT count() FROM {joined}"  # noqa: S608
             f" WHERE toString({STATUS_SQL}) IN {params.bind(list(where.statuses), 'Array(String)')}"
         )
     else:
@@ -197,11 +198,10 @@ def _deliveries(
     keep = ""
     if where.statuses:
         keep = f" WHERE status IN {params.bind(list(where.statuses), 'Array(String)')}"
+    joined = with_latest_status_sql(sent, workspace_id, params, narrow=where.sent.is_narrow)
     page = store.query(
         f"SELECT s.message_id, s.processing_time, toString({STATUS_SQL}) AS status,"  # noqa: S608
-        f" {UPDATED_AT_SQL} AS updated_at FROM {with_latest_status_sql(sent, workspace_id, params)}"
-        + keep
-        + cut,
+        f" {UPDATED_AT_SQL} AS updated_at FROM {joined}" + keep + cut,
         params.values,
     )
     details = _sent_details(store, workspace_id, page)

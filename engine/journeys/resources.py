@@ -193,23 +193,28 @@ def started_journeys(session: Session, workspace_id: str, ids: Sequence[str] = (
 
 
 def journeys_stats(store: EventStore, workspace_id: str, journeys: Sequence[Journey]) -> list[dict[str, Any]]:
-    """Upstream's `JourneyStats` of each journey: a `MessageNodeStats` for every message node that
-    sent messages, its rates over the messages sent (upstream also counts failed sends in the
-    denominator and reports `sendRate`; only sent messages are counted here, so it is left out).
+    """Upstream's `JourneyStats` of each journey, counted in one query (`journey_stats_of`)."""
+    counts = analysis.journeys_node_counts(store, workspace_id, [journey.id for journey in journeys])
+    return [journey_stats_of(workspace_id, journey, counts.get(journey.id, {})) for journey in journeys]
+
+
+def journey_stats_of(
+    workspace_id: str, journey: Journey, counts: dict[str, dict[str, int]]
+) -> dict[str, Any]:
+    """Upstream's `JourneyStats` of a journey from its node counts (`analysis.journeys_node_counts`): a
+    `MessageNodeStats` for every message node that sent messages, its rates over the messages sent
+    (upstream also counts failed sends in the denominator and reports `sendRate`; only sent messages
+    are counted here, so it is left out).
 
     Edge proportions of splits, delays and wait-fors need node-processed events and are not reported.
     """
-    results: list[dict[str, Any]] = []
-    for journey in journeys:
-        counts = analysis.journey_stats(store, workspace_id, journey.id)["nodeStats"]
-        definition = parse_journey(journey.definition, where="definition")
-        node_stats: dict[str, Any] = {}
-        for node in definition.nodes:
+    node_stats: dict[str, Any] = {}
+    if journey.definition is not None:
+        for node in parse_journey(journey.definition, where="definition").nodes:
             # `counts` holds only the nodes that sent messages.
             if isinstance(node, MessageNode) and node.id in counts:
                 node_stats[node.id] = _message_node_stats(node.variant.type, counts[node.id])
-        results.append({"journeyId": journey.id, "workspaceId": workspace_id, "nodeStats": node_stats})
-    return results
+    return {"journeyId": journey.id, "workspaceId": workspace_id, "nodeStats": node_stats}
 
 
 def _message_node_stats(channel: str, counts: dict[str, int]) -> dict[str, Any]:

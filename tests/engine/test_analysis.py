@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from engine.analysis import AnalysisFilter, chart_data, journey_stats, resolve_granularity, summary
+from engine.analysis import (
+    AnalysisFilter,
+    chart_data,
+    journey_stats,
+    journeys_node_counts,
+    resolve_granularity,
+    summary,
+)
 from engine.sent_messages import SentFilter
 from tests.support.delivery_events import EMAIL, SMS, WEBHOOK, DeliveryEvents
 
@@ -182,3 +189,18 @@ def test_journey_stats_cascade_per_message_node(events: DeliveryEvents) -> None:
         "bounced": 0,
     }
     assert journey_stats(events.store, events.workspace_id, "j-other") == {"nodeStats": {}}
+
+
+def test_several_journeys_are_counted_in_one_call_each_on_its_own(events: DeliveryEvents) -> None:
+    moment = processed("10:00:30")
+    events.sent("j2-1", "ada", moment.isoformat(), template="t-welcome", variant=EMAIL,
+                tags={"journeyId": "j-2", "nodeId": "n-1"}, processed_at=moment)  # fmt: skip
+    events.status(CLICKED, "j2-1", "ada", moment.isoformat())
+
+    counts = journeys_node_counts(events.store, events.workspace_id, ["j-1", "j-2", "j-other"])
+
+    assert counts == {
+        "j-1": journey_stats(events.store, events.workspace_id, "j-1")["nodeStats"],
+        "j-2": {"n-1": {"sent": 1, "delivered": 1, "opened": 1, "clicked": 1, "bounced": 0}},
+    }
+    assert journeys_node_counts(events.store, events.workspace_id, []) == {}
