@@ -24,10 +24,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlencode
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -47,7 +46,6 @@ from components.analysis_series import (
     Option,
     SeriesData,
     Window,
-    analysis_filter,
     csv_cell,
     deliveries_link,
     granularity_step,
@@ -55,7 +53,6 @@ from components.analysis_series import (
 )
 from components.screens import Screen, render, screen_routes
 from components.svg_chart import Series, TimeSeriesChart, format_value, render_svg
-from engine import analysis, configuration_enforcement
 from engine.component_configurations import (
     ALWAYS_ALLOWED_GROUP_BY,
     FILTER_KEYS,
@@ -67,12 +64,8 @@ from engine.resources import iso_ms
 
 
 async def show_chart(request: Request, screen: Screen) -> Response:
-    result = await read_chart(request, screen)
-    channel = configuration_enforcement.summary_channel(None, result.filters["channels"])
-    where = analysis_filter(result.window, result.filters)
-    summary: dict[str, Any] = await run_in_threadpool(
-        lambda: analysis.summary(request.app.state.event_store, screen.workspace_id, where, channel=channel)
-    )
+    result = await read_chart(request, screen, with_summary=True)
+    assert result.summary is not None
     display = result.query.display
     chart_svg = render_svg(
         TimeSeriesChart(
@@ -91,8 +84,8 @@ async def show_chart(request: Request, screen: Screen) -> Response:
         "analysis/page.html",
         page=_page_view(screen, result),
         chart_svg=chart_svg,
-        summary=_summary_view(summary["summary"], channel),
-        summary_channel=channel,
+        summary=_summary_view(result.summary, result.summary_channel),
+        summary_channel=result.summary_channel,
         rows=_table_rows(result),
     )
 

@@ -3,6 +3,7 @@ configuration), the series from the engine, their labels and their drill-down li
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from engine.resources import ResourceIndexRequest, iso_ms, resource_index
 from engine.sent_messages import SentFilter
 from gateway.api.analysis import Granularity
 from gateway.api.deliveries import Channel
-from gateway.deps import in_transaction
+from gateway.deps import in_read_transaction
 from gateway.embed_policy import check_resource_ids
 from gateway.inputs import validate
 from gateway.query_strings import DateText
@@ -190,6 +191,9 @@ class ChartResult:
     filters: dict[str, list[str]]
     buckets: list[datetime]
     series: list[SeriesData]
+    # The summary numbers and the channel they are for, when asked of `read_chart`.
+    summary: Mapping[str, int] | None = None
+    summary_channel: str | None = None
 
 
 # -- reading and enforcing the query -----------------------------------------------------------------
@@ -313,26 +317,35 @@ def analysis_filter(window: Window, filters: Mapping[str, Sequence[str]]) -> ana
     return analysis.AnalysisFilter(sent=sent, message_states=states)
 
 
-async def read_chart(request: Request, screen: Screen) -> ChartResult:
+async def read_chart(request: Request, screen: Screen, *, with_summary: bool = False) -> ChartResult:
+    """The chart's query, enforced, and its series; `with_summary`: the summary numbers too, read at
+    the same time as the series."""
     query = read_chart_query(request)
     window = resolve_window(query, datetime.now(UTC))
-    context = await in_transaction(request, lambda session: _read_context(session, screen))
+    context = await in_read_transaction(request, lambda session: _read_context(session, screen))
     filters = _restricted_filters(request, screen, query, context.chart)
     where = analysis_filter(window, filters)
-    data: dict[str, Any] = await run_in_threadpool(
+    store = request.app.state.event_store
+    channel = configuration_enforcement.summary_channel(None, filters["channels"])
+    reading = run_in_threadpool(
         lambda: analysis.chart_data(
-            request.app.state.event_store,
-            screen.workspace_id,
-            where,
-            granularity=window.granularity,
-            group_by=query.groupBy,
+            store, screen.workspace_id, where, granularity=window.granularity, group_by=query.groupBy
         )
     )
+    summary: Mapping[str, int] | None = None
+    if with_summary:
+        data, numbers = await asyncio.gather(
+            reading,
+            run_in_threadpool(lambda: analysis.summary(store, screen.workspace_id, where, channel=channel)),
+        )
+        summary = numbers["summary"]
+    else:
+        data = await reading
     buckets = bucket_starts(window.start, window.end, window.step)
     buckets = sorted({*buckets, *(_parse_time(point["timestamp"]) for point in data["data"])})
     series = build_series(data["data"], buckets, query.groupBy, _group_labels(query.groupBy, context))
     linked = [_with_links(screen, item, buckets, window, filters, query.groupBy) for item in series]
-    return ChartResult(query, window, context, filters, buckets, linked)
+    return ChartResult(query, window, context, filters, buckets, linked, summary, channel)
 
 
 # -- shaping the series ------------------------------------------------------------------------------

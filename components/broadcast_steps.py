@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import zoneinfo
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -275,7 +276,11 @@ def read_deliveries(
     store: EventStore, screen: Screen, broadcast_id: str, template_names: dict[str, str], cursor: str | None
 ) -> DeliveriesStep:
     where = deliveries.DeliveryFilter(sent=SentFilter(broadcast_ids=[broadcast_id]))
-    page = deliveries.search_deliveries(store, screen.workspace_id, where, limit=PAGE_SIZE, cursor=cursor)
+    # The count is read while the page is.
+    with ThreadPoolExecutor(1, thread_name_prefix="feedgate-count") as pool:
+        counting = pool.submit(deliveries.count_deliveries, store, screen.workspace_id, where)
+        page = deliveries.search_deliveries(store, screen.workspace_id, where, limit=PAGE_SIZE, cursor=cursor)
+        count = counting.result()
     names = Names(templates=template_names)
     rows = delivery_rows(page["items"], names, RowLinks())
     offset = deliveries.decode_cursor(cursor)
@@ -293,7 +298,7 @@ def read_deliveries(
     return DeliveriesStep(
         rows=rows,
         columns=DELIVERY_COLUMNS,
-        count=deliveries.count_deliveries(store, screen.workspace_id, where),
+        count=count,
         first_row=offset + 1,
         next_url=link(page.get("cursor")),
         previous_url=link(page.get("previousCursor")),

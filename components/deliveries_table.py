@@ -19,6 +19,7 @@ show the same rows (the analysis chart's drill-down).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -47,7 +48,7 @@ from engine.journeys.resources import list_journeys
 from engine.resources import ResourceIndexRequest, iso_ms, resource_index
 from engine.storage.resource_models import MessageTemplate, ResourceType
 from gateway.api.deliveries import SearchDeliveriesQuery
-from gateway.deps import in_transaction
+from gateway.deps import in_read_transaction
 from gateway.embed_policy import check_resource_ids
 from gateway.inputs import validate
 from gateway.query_strings import read_nested_query
@@ -281,11 +282,9 @@ class Names:
         return None
 
 
-def load_names(
-    session: Session, workspace_id: str, template_ids: Sequence[str], resource_ids: frozenset[str] | None
-) -> Names:
-    """The names for the page's rows (templates: only those in `template_ids`) and the pickers'
-    options, narrowed to `resource_ids` when the session has them."""
+def load_names(session: Session, workspace_id: str, resource_ids: frozenset[str] | None) -> Names:
+    """The names for the rows (every template's, read while the page is searched, before its template
+    ids are known) and the pickers' options, narrowed to `resource_ids` when the session has them."""
     names = Names()
 
     def offered(resource_id: str) -> bool:
@@ -309,14 +308,10 @@ def load_names(
     names.template_options = [
         Option(entry["id"], entry["name"]) for entry in index["messageTemplates"] if offered(entry["id"])
     ]
-    if template_ids:
-        rows = session.execute(
-            select(MessageTemplate.id, MessageTemplate.name).where(
-                MessageTemplate.workspace_id == workspace_id,
-                MessageTemplate.id.in_(sorted(set(template_ids))),
-            )
-        )
-        names.templates = {row.id: row.name for row in rows}
+    rows = session.execute(
+        select(MessageTemplate.id, MessageTemplate.name).where(MessageTemplate.workspace_id == workspace_id)
+    )
+    names.templates = {row.id: row.name for row in rows}
     return names
 
 
@@ -465,26 +460,28 @@ async def show_deliveries(request: Request, screen: Screen) -> Response:
     query = read_screen_query(request, screen.workspace_id)
     resource_ids = screen.embedded.resource_ids if screen.embedded else None
     check_resource_ids(resource_ids, named_resources(query), None)
-    page = await run_in_threadpool(
-        deliveries.search_deliveries,
-        request.app.state.event_store,
-        screen.workspace_id,
-        query.delivery_filter(),
-        sort=query.sort(),
-        limit=query.limit,
-        cursor=query.cursor,
-    )
-    items: list[dict[str, Any]] = page["items"]
-    template_ids = [_text(item.get("templateId")) for item in items if item.get("templateId")]
 
     def load(session: Session) -> tuple[DeliveriesTableDefinition | None, Names]:
         # The configuration shapes embedded screens (Dittofeed §3.4); the console shows everything.
         configuration = (
             effective_configuration(session, screen.workspace_id, COMPONENT) if screen.embedded else None
         )
-        return configuration, load_names(session, screen.workspace_id, template_ids, resource_ids)
+        return configuration, load_names(session, screen.workspace_id, resource_ids)
 
-    configuration, names = await in_transaction(request, load)
+    # The page (ClickHouse) and the names (SQL) are read at the same time.
+    page, (configuration, names) = await asyncio.gather(
+        run_in_threadpool(
+            deliveries.search_deliveries,
+            request.app.state.event_store,
+            screen.workspace_id,
+            query.delivery_filter(),
+            sort=query.sort(),
+            limit=query.limit,
+            cursor=query.cursor,
+        ),
+        in_read_transaction(request, load),
+    )
+    items: list[dict[str, Any]] = page["items"]
     columns = visible_columns(configuration.columnAllowList if configuration else None)
     offset = deliveries.decode_cursor(query.cursor)
     context: dict[str, Any] = {
