@@ -43,14 +43,46 @@ class Worker:
 
     @staticmethod
     def _loop(task: PeriodicTask, period_seconds: float, stop: threading.Event) -> None:
+        failures = FailureLog(task.name)
         while not stop.is_set():
-            run_isolated(task)
+            failures.record(run_isolated(task, failures))
             stop.wait(period_seconds)
 
 
-def run_isolated(task: PeriodicTask) -> None:
-    """Run one period of `task`, logging instead of raising what it raises."""
+class FailureLog:
+    """How a task's failures are logged: the first one (or one unlike the last) with its traceback,
+    the same one again as a single line (a database down for minutes fails every period), and the
+    recovery once."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.failed = 0
+        self.last: str | None = None
+
+    def log(self, error: Exception) -> None:
+        described = f"{type(error).__name__}: {error}"
+        if described == self.last:
+            logger.error(
+                "worker task %s failed again (%d periods in a row): %s", self.name, self.failed + 1, described
+            )
+            return
+        self.last = described
+        logger.error("worker task %s failed; retrying next period", self.name, exc_info=error)
+
+    def record(self, succeeded: bool) -> None:
+        if succeeded:
+            if self.failed:
+                logger.info("worker task %s recovered after %d failed period(s)", self.name, self.failed)
+            self.failed, self.last = 0, None
+        else:
+            self.failed += 1
+
+
+def run_isolated(task: PeriodicTask, failures: FailureLog | None = None) -> bool:
+    """Run one period of `task`, logging instead of raising what it raises; whether it succeeded."""
     try:
         task.run_once()
-    except Exception:
-        logger.exception("worker task %s failed; retrying next period", task.name)
+    except Exception as error:
+        (failures or FailureLog(task.name)).log(error)
+        return False
+    return True
