@@ -27,7 +27,7 @@ from gateway import operator
 from gateway.admin_commands import add_admin_commands
 from gateway.app import create_app, open_configured_blob_store, open_event_store
 from gateway.background import build_worker, close_send_services, open_send_services, worker_owner
-from gateway.bootstrap_command import add_bootstrap_command
+from gateway.bootstrap_command import add_bootstrap_command, run_bootstrap
 from gateway.metrics import Metrics, serve_metrics_in_thread
 from gateway.request_log import configure_access_log
 from gateway.sample_parent import PAGE_PATH, sample_parent_routes
@@ -84,6 +84,13 @@ def _add_listen_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def run_serve(settings: Settings, args: argparse.Namespace, app: Starlette | None = None) -> int:
+    if settings.bootstrap and app is None:
+        # BOOTSTRAP=true: the workspace WORKSPACE_NAME exists before the first request, as upstream.
+        status = run_bootstrap(
+            settings, argparse.Namespace(workspace_name=None, workspace_type="root", sample_events=0)
+        )
+        if status != 0:
+            return status
     # One process: chdb allows a single owner of its data directory, and the in-process worker
     # would otherwise run once per uvicorn worker.
     uvicorn.run(

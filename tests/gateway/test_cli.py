@@ -54,6 +54,29 @@ def test_serve_on_postgres_and_clickhouse_http(
     sql_engine.dispose()
 
 
+def test_serve_with_bootstrap_makes_the_workspace_once(tmp_path: Path) -> None:
+    env = feedgate_env(tmp_path, BOOTSTRAP="true", WORKSPACE_NAME="Acme")
+    outputs = []
+    for _ in range(2):
+        port = free_port()
+        with running_feedgate(["serve", "--port", str(port)], env) as process:
+            wait_for(f"http://127.0.0.1:{port}/api/readyz", process)
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+            assert process.stdout is not None
+            outputs.append(process.stdout.read())
+
+    assert "(created 'Acme')" in outputs[0]
+    assert "admin API key:" in outputs[0]
+    assert "('Acme' exists already; nothing created)" in outputs[1]
+    assert "admin API key:" not in outputs[1]
+    sql_engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'feedgate.db'}")
+    with sql_engine.connect() as connection:
+        names = connection.exec_driver_sql("SELECT name, type, status FROM workspaces").all()
+    sql_engine.dispose()
+    assert [tuple(row) for row in names] == [("Acme", "Root", "Active")]
+
+
 def test_migrate_is_idempotent(tmp_path: Path, clickhouse_http_url: str, clickhouse_database: str) -> None:
     env = feedgate_env(tmp_path, CLICKHOUSE_URL=clickhouse_http_url, CLICKHOUSE_DATABASE=clickhouse_database)
     for _ in range(2):
