@@ -46,7 +46,7 @@ import httpx
 from sqlalchemy import update
 
 from bench.delivery_queries import generate
-from engine import analysis, deliveries
+from engine import analysis, deliveries, segments
 from engine.event_search import EventFilter, list_event_property_keys, list_trait_keys, search_events
 from engine.events import EVENT_COLUMN_TYPES, EVENT_COLUMNS, build_rows
 from engine.journeys import resources as journeys
@@ -55,7 +55,6 @@ from engine.storage.broadcast_models import Broadcast, BroadcastStatus
 from engine.storage.event_store import EventStore
 from engine.storage.journey_models import Journey
 from engine.storage.models import WorkspaceType
-from engine.users import UserFilter, count_users
 from gateway.app import create_app
 from gateway.operator import create_workspace_with_key
 from gateway.settings import Settings
@@ -237,7 +236,7 @@ def screen_cases(store: EventStore, sessions: Any, ws: Workspace, now: datetime)
         return call
 
     def members() -> int:
-        return count_users(store, ws.id, UserFilter(in_segments=[ws.segment]))
+        return segments.count_segment_members(store, ws.id, [ws.segment])[ws.segment]
 
     def segment_editor() -> Any:
         members()

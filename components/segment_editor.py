@@ -39,7 +39,6 @@ from engine.resource_lookup import find_in_workspace
 from engine.resources import iso_ms
 from engine.storage.event_store import EventStore
 from engine.storage.resource_models import Segment
-from engine.users import UserFilter, count_users
 from gateway.deps import audit_context, in_transaction
 from gateway.embed_policy import check_resource_ids
 
@@ -113,7 +112,7 @@ def may_create(screen: Screen) -> bool:
 
 def count_members(store: EventStore, workspace_id: str, segment_id: str) -> int:
     """The segment's current members, from its computed assignments."""
-    return count_users(store, workspace_id, UserFilter(in_segments=[segment_id]))
+    return segments.count_segment_members(store, workspace_id, [segment_id])[segment_id]
 
 
 # -- handlers ----------------------------------------------------------------------------------------

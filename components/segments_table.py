@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from components.screens import Screen, render, screen_routes
-from components.segment_editor import COMPONENT, EDITOR_PATH, count_members, may_create
+from components.segment_editor import COMPONENT, EDITOR_PATH, may_create
 from engine import segments
 from engine.definitions import is_manual
 from engine.resources import iso_ms
@@ -52,8 +52,11 @@ async def show_table(request: Request, screen: Screen) -> Response:
 
     rows = await in_transaction(request, read)
     store: EventStore = request.app.state.event_store
+    members = await run_in_threadpool(
+        segments.count_segment_members, store, screen.workspace_id, [row.id for row in rows]
+    )
     for row in rows:
-        row.members = await run_in_threadpool(count_members, store, screen.workspace_id, row.id)
+        row.members = members[row.id]
     return render(
         request,
         screen,

@@ -199,3 +199,21 @@ def _flush(session: Session) -> None:
         session.flush()
     except IntegrityError:
         raise NameTaken() from None
+
+
+def count_segment_members(store: EventStore, workspace_id: str, segment_ids: Sequence[str]) -> dict[str, int]:
+    """segment id -> its current members (users whose latest assignment says in), in one query that
+    reads only these segments' assignments (they lead the table's key); 0 for a segment never computed."""
+    if not segment_ids:
+        return {}
+    rows = store.query(
+        "SELECT computed_property_id, countIf(in_segment) FROM (SELECT computed_property_id, user_id,"
+        " argMax(segment_value, assigned_at) AS in_segment FROM computed_property_assignments_v2"
+        " WHERE workspace_id = {workspace:String} AND type = 'segment'"
+        " AND computed_property_id IN {segments:Array(String)} GROUP BY computed_property_id, user_id)"
+        " GROUP BY computed_property_id",
+        {"workspace": workspace_id, "segments": sorted(set(segment_ids))},
+    )
+    counts = dict.fromkeys(segment_ids, 0)
+    counts.update({str(segment_id): int(count) for segment_id, count in rows})
+    return counts

@@ -201,6 +201,40 @@ def test_delete_removes_the_row_and_its_assignments(
     assert rows == [(kept["id"],)]
 
 
+def test_members_of_several_segments_are_counted_by_their_latest_assignments(
+    sessions: sessionmaker[Session], event_store: EventStore
+) -> None:
+    workspace_id = _workspace(sessions)
+    elsewhere = _workspace(sessions)
+    first = _upsert(sessions, workspace_id, name="First", definition=TRAIT)["id"]
+    second = _upsert(sessions, workspace_id, name="Second", definition=TRAIT)["id"]
+    never = _upsert(sessions, workspace_id, name="Never computed", definition=TRAIT)["id"]
+    earlier = datetime.now(UTC) - timedelta(minutes=5)
+    write_assignments(
+        event_store,
+        [
+            Assignment.of_segment(workspace_id, first, "u1", True),
+            Assignment.of_segment(workspace_id, first, "u2", True),
+            Assignment.of_segment(workspace_id, second, "u1", True),
+            Assignment.of_segment(elsewhere, first, "u9", True),
+        ],
+        at=earlier,
+    )
+    # u2 left the first segment later; u3 was computed out of it from the start.
+    write_assignments(
+        event_store,
+        [
+            Assignment.of_segment(workspace_id, first, "u2", False),
+            Assignment.of_segment(workspace_id, first, "u3", False),
+        ],
+    )
+
+    counts = segments.count_segment_members(event_store, workspace_id, [first, second, never])
+
+    assert counts == {first: 1, second: 1, never: 0}
+    assert segments.count_segment_members(event_store, workspace_id, []) == {}
+
+
 class Recorder:
     """Stands in for the event writer's `write`: keeps what it was given, or fails when told to."""
 
