@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine.events import EventRow
@@ -206,14 +206,28 @@ def record_settled(
     ids = [row.message_id for row in rows if row.result_event is not None and row.recorded_at is None]
     if not ids:
         return 0
+    return _record(session, select(MessageSend).where(MessageSend.message_id.in_(ids)), write_events, now)
+
+
+def record_unrecorded(
+    session: Session, write_events: WriteEvents, *, now: datetime, limit: int = 1000
+) -> int:
+    """Record the settled sends a killed worker left unrecorded (the caller commits)."""
+    abandoned = (
+        select(MessageSend)
+        .where(MessageSend.updated_at < now - RECORD_GRACE)
+        .order_by(MessageSend.updated_at)
+        .limit(limit)
+    )
+    return _record(session, abandoned, write_events, now)
+
+
+def _record(session: Session, rows: Select[MessageSend], write_events: WriteEvents, now: datetime) -> int:
+    """Lock the settled, unrecorded rows among `rows` (skipping those another worker holds), write
+    their events, mark them recorded."""
     unrecorded = list(
         session.scalars(
-            select(MessageSend)
-            .where(
-                MessageSend.message_id.in_(ids),
-                MessageSend.recorded_at.is_(None),
-                MessageSend.result_event.is_not(None),
-            )
+            rows.where(MessageSend.recorded_at.is_(None), MessageSend.result_event.is_not(None))
             .with_for_update(skip_locked=True)
             .execution_options(populate_existing=True)
         )
@@ -228,26 +242,6 @@ def record_settled(
         execution_options={"synchronize_session": False},
     )
     return len(unrecorded)
-
-
-def record_unrecorded(
-    session: Session, write_events: WriteEvents, *, now: datetime, limit: int = 1000
-) -> int:
-    """Record the settled sends a killed worker left unrecorded (the caller commits)."""
-    rows = list(
-        session.scalars(
-            select(MessageSend)
-            .where(
-                MessageSend.recorded_at.is_(None),
-                MessageSend.result_event.is_not(None),
-                MessageSend.updated_at < now - RECORD_GRACE,
-            )
-            .order_by(MessageSend.updated_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    return record_settled(session, rows, write_events, now=now)
 
 
 def count_states(session: Session, source_id: str) -> dict[SendState, int]:
