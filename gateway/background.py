@@ -29,9 +29,6 @@ from gateway.tracing import traced_tasks
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
-# Connect and read timeouts of provider APIs; a send that times out is retryable.
-PROVIDER_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-
 
 def open_send_services(
     settings: Settings,
@@ -40,7 +37,9 @@ def open_send_services(
     observe_send: Callable[[str, str], None] | None = None,
 ) -> SendServices:
     """Provider connections and link settings for sends; release with `close_send_services`."""
-    providers = ProviderContext(httpx.Client(timeout=PROVIDER_TIMEOUT), settings.provider_endpoints)
+    seconds = settings.provider_timeout_seconds
+    timeout = httpx.Timeout(float(seconds), connect=float(min(seconds, 10)))
+    providers = ProviderContext(httpx.Client(timeout=timeout), settings.provider_endpoints)
     return SendServices(providers, settings.dashboard_url, blob_store, settings.secret_key, observe_send)
 
 

@@ -89,6 +89,8 @@ class Settings:
     send_retry_base_ms: int = 1000
     # A worker that has not settled a claimed batch this long after claiming it is presumed dead.
     send_lease_seconds: int = 300
+    # Read timeout of a provider API call (connect: at most 10 s); a call that times out is retried.
+    provider_timeout_seconds: int = 30
     blob_storage: BlobStorageSettings = field(default_factory=BlobStorageSettings)
     start_otel: bool = False
     session_ttl_max_seconds: int = 86_400
@@ -168,6 +170,7 @@ class Settings:
             broadcast_max_attempts=env.read_int("BROADCAST_SEND_MESSAGES_MAX_ATTEMPTS", 5, minimum=1),
             send_retry_base_ms=env.read_int("FEEDGATE_SEND_RETRY_BASE_MS", 1000, minimum=1),
             send_lease_seconds=env.read_int("FEEDGATE_SEND_LEASE_SECONDS", 300, minimum=1),
+            provider_timeout_seconds=env.read_int("FEEDGATE_PROVIDER_TIMEOUT_SECONDS", 30, minimum=1),
             blob_storage=BlobStorageSettings(
                 enabled=env.read_bool("ENABLE_BLOB_STORAGE", False),
                 endpoint=env.read_str("BLOB_STORAGE_ENDPOINT"),

@@ -30,11 +30,14 @@ MEMBERS = 30
 REFUSED = "user-0007@example.com"
 SERVER_ERRORS = 60
 RETRY_BASE_MS = 200
+# The worker's provider timeout, and the late answer's delay past it.
+PROVIDER_TIMEOUT_SECONDS = 3
+LATE_SECONDS = 5.0
 
 
 @pytest.fixture
 def resend() -> Iterator[ResendStandIn]:
-    server = ResendStandIn(rejected=frozenset({REFUSED})).start()
+    server = ResendStandIn(rejected=frozenset({REFUSED}), late_seconds=LATE_SECONDS).start()
     yield server
     server.stop()
 
@@ -62,6 +65,7 @@ def test_a_failing_provider_delays_messages_but_neither_loses_nor_doubles_one(
         clickhouse_database,
         resend.url,
         FEEDGATE_SEND_RETRY_BASE_MS=str(RETRY_BASE_MS),
+        FEEDGATE_PROVIDER_TIMEOUT_SECONDS=str(PROVIDER_TIMEOUT_SECONDS),
         # Longer than the provider timeout: the late answer is waited for by its own worker.
         FEEDGATE_SEND_LEASE_SECONDS="300",
     )
