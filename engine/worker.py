@@ -45,7 +45,7 @@ class Worker:
     def _loop(task: PeriodicTask, period_seconds: float, stop: threading.Event) -> None:
         failures = FailureLog(task.name)
         while not stop.is_set():
-            failures.record(run_isolated(task, failures))
+            run_isolated(task, failures)
             stop.wait(period_seconds)
 
 
@@ -59,30 +59,30 @@ class FailureLog:
         self.failed = 0
         self.last: str | None = None
 
-    def log(self, error: Exception) -> None:
+    def log_failure(self, error: Exception) -> None:
+        self.failed += 1
         described = f"{type(error).__name__}: {error}"
         if described == self.last:
             logger.error(
-                "worker task %s failed again (%d periods in a row): %s", self.name, self.failed + 1, described
+                "worker task %s failed again (%d periods in a row): %s", self.name, self.failed, described
             )
             return
         self.last = described
         logger.error("worker task %s failed; retrying next period", self.name, exc_info=error)
 
-    def record(self, succeeded: bool) -> None:
-        if succeeded:
-            if self.failed:
-                logger.info("worker task %s recovered after %d failed period(s)", self.name, self.failed)
-            self.failed, self.last = 0, None
-        else:
-            self.failed += 1
+    def log_success(self) -> None:
+        if self.failed:
+            logger.info("worker task %s recovered after %d failed period(s)", self.name, self.failed)
+        self.failed, self.last = 0, None
 
 
-def run_isolated(task: PeriodicTask, failures: FailureLog | None = None) -> bool:
-    """Run one period of `task`, logging instead of raising what it raises; whether it succeeded."""
+def run_isolated(task: PeriodicTask, failures: FailureLog | None = None) -> None:
+    """Run one period of `task`, logging instead of raising what it raises (through `failures`, which
+    remembers the task's earlier periods)."""
+    failures = failures or FailureLog(task.name)
     try:
         task.run_once()
     except Exception as error:
-        (failures or FailureLog(task.name)).log(error)
-        return False
-    return True
+        failures.log_failure(error)
+        return
+    failures.log_success()
