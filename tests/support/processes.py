@@ -22,9 +22,11 @@ def feedgate_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_feedgate(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+def running_feedgate(
+    args: list[str], env: dict[str, str], cwd: Path | None = None
+) -> Iterator[subprocess.Popen[str]]:
     process = subprocess.Popen(
-        [FEEDGATE, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [FEEDGATE, *args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
         yield process
