@@ -1,5 +1,5 @@
 """The `feedgate admin` operator commands beyond create-workspace: workspaces, keys, workspace status,
-SECRET_KEY rotation, recompute and manual-segment CSV uploads.
+SECRET_KEY rotation, recompute, manual-segment CSV uploads and event backfills.
 
 Each command is a thin shell over the engine function the HTTP API uses for the same action
 (credentials, workspaces, manual_segments, the compute loop), so the CLI and the API cannot disagree.
@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine import credentials, manual_segments, segment_files, workspaces
+from engine import credentials, event_import, manual_segments, segment_files, workspaces
 from engine.compute.loop import ComputeProperties, load_targets, wall_clock_watermark
 from engine.errors import EngineError, InvalidInput, NotFound
 from engine.event_writer import EventWriter
@@ -47,6 +47,8 @@ STATUSES = tuple(status.value for status in WorkspaceStatus)
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name): where anonymous mode keeps its key
 # Users per event-store write of a CSV upload: one progress step, and bounded memory per write.
 CSV_CHUNK_USERS = 1000
+# Events per event-store write of a backfill: one progress step, and bounded memory per write.
+IMPORT_CHUNK_EVENTS = 5000
 # Events from other gateways may still be landing this long after their stamp (as `feedgate worker`).
 SERVER_WATERMARK_LAG_SECONDS = 5.0
 
@@ -117,6 +119,17 @@ def add_admin_commands(admin: argparse._SubParsersAction[argparse.ArgumentParser
     upload.add_argument("--append", action="store_true", help="add to the members instead of replacing")
     upload.add_argument("file", metavar="FILE", help='CSV with an "id" column; other columns become traits')
     upload.set_defaults(handler=run_upload_segment_csv)
+
+    backfill = admin.add_parser(
+        "import-events",
+        help="backfill a workspace's past events from newline-delimited JSON (with embedded ClickHouse, "
+        "stop `feedgate serve` first)",
+    )
+    backfill.add_argument("--workspace", required=True, metavar="ID")
+    backfill.add_argument(
+        "file", metavar="FILE", help="one Segment message with its type per line (Dittofeed's message_raw)"
+    )
+    backfill.set_defaults(handler=run_import_events)
 
 
 def reporting_errors(handler: Handler) -> Handler:
@@ -426,6 +439,46 @@ def run_upload_segment_csv(settings: Settings, args: argparse.Namespace) -> int:
         runtime.compute.compute(workspace.id, [segment_id])
     action = "appended" if args.append else "uploaded"
     print(f"{action} {len(users)} users to segment {segment_id} of workspace {workspace.id}")
+    return 0
+
+
+@reporting_errors
+def run_import_events(settings: Settings, args: argparse.Namespace) -> int:
+    # Read twice from disk (check, then write), so memory stays bounded; stdin is held in memory.
+    held = sys.stdin.buffer.read().splitlines() if args.file == "-" else None
+
+    def lines() -> Iterator[bytes]:
+        if held is not None:
+            yield from held
+            return
+        with open(args.file, "rb") as file:
+            yield from file
+
+    total = event_import.count_import_events(lines())
+    with event_runtime(settings) as runtime:
+        with runtime.sessions() as session:
+            workspace = workspaces.get_workspace(session, args.workspace)
+            if workspace.type == WorkspaceType.PARENT or workspace.status != WorkspaceStatus.ACTIVE:
+                raise InvalidInput(
+                    f"workspace {workspace.id} takes no events: it is {workspace.type.value},"
+                    f" {workspace.status.value} (events go to an Active root or child workspace)",
+                    field="workspace",
+                )
+        # Past events are only stored, unlike the ingest API's: a backfill must not start event-entry
+        # journeys (a welcome mail for last year's sign-up). Segments take them in on the next pass.
+        chunks = event_import.read_import_rows(
+            workspace.id, lines(), utcnow(), chunk_events=IMPORT_CHUNK_EVENTS
+        )
+        written = skipped = 0
+        with progress("Importing events", total=total) as bar:
+            for rows, events in chunks:
+                new = runtime.writer.write(rows)
+                written, skipped = written + new, skipped + len(rows) - new
+                bar.advance(events)
+    print(
+        f"imported {total} events into workspace {workspace.id}: {written} rows written,"
+        f" {skipped} already stored"
+    )
     return 0
 
 

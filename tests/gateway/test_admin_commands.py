@@ -479,3 +479,98 @@ def test_progress_writes_one_plain_line_elsewhere_and_says_when_a_job_failed() -
         bar.advance(3)
         raise RuntimeError("store gone")
     assert re.fullmatch(r"Loading: failed after 3 in [0-9.]+s\n", failed.getvalue())
+
+
+# --- import-events ------------------------------------------------------------------------------------
+
+
+def stored_events(settings: Settings, workspace_id: str) -> list[tuple[str, str]]:
+    """(messageId, event or type) of every event stored for the workspace."""
+    store = open_event_store(settings)
+    try:
+        rows = store.query(
+            "SELECT message_id, if(event = '', toString(event_type), event) FROM user_events_v2"
+            " WHERE workspace_id = {workspace:String} ORDER BY message_id",
+            {"workspace": workspace_id},
+        )
+    finally:
+        store.close()
+    return [(str(message_id), str(event)) for message_id, event in rows]
+
+
+def write_history(path: Path, *messages: dict[str, Any]) -> Path:
+    path.write_text("".join(json.dumps(message) + "\n" for message in messages))
+    return path
+
+
+HISTORY = (
+    {"type": "identify", "userId": "ann", "messageId": "h-1", "traits": {"plan": "pro"}},
+    {"type": "identify", "userId": "bob", "messageId": "h-2", "traits": {"plan": "free"}},
+    {
+        "type": "track",
+        "event": "ORDER_PLACED",
+        "userId": "ann",
+        "messageId": "h-3",
+        "timestamp": "2025-03-01T10:00:00.000Z",
+        "properties": {"total": 12.5},
+    },
+)
+
+
+def test_import_events_backfills_a_workspace_once_and_segments_take_it_in(
+    run: Run,
+    root: str,
+    settings: Settings,
+    tmp_path: Path,
+    db: sessionmaker[Session],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pro = add_segment(db, root, "Pro users", PRO_PLAN)
+    history = write_history(tmp_path / "history.ndjson", *HISTORY)
+
+    assert run("admin", "import-events", "--workspace", root, str(history)) == 0
+    captured = capsys.readouterr()
+    assert (
+        captured.out.strip() == f"imported 3 events into workspace {root}: 3 rows written, 0 already stored"
+    )
+    assert re.fullmatch(r"Importing events: done: 3/3 in [0-9.]+s\n", captured.err)
+    assert stored_events(settings, root) == [
+        ("h-1", "identify"),
+        ("h-2", "identify"),
+        ("h-3", "ORDER_PLACED"),
+    ]
+
+    # Run again (an import that stopped half-way is simply run again): nothing is stored twice.
+    assert run("admin", "import-events", "--workspace", root, str(history)) == 0
+    assert capsys.readouterr().out.strip().endswith("0 rows written, 3 already stored")
+    assert len(stored_events(settings, root)) == 3
+
+    assert run("admin", "recompute", "--workspace", root, "--property", pro) == 0
+    assert segment_members(db, pro) == {"ann"}
+
+
+def test_import_events_with_a_bad_line_writes_nothing(
+    run: Run, root: str, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = {"type": "track", "userId": "ann", "messageId": "h-9"}  # no event name
+    history = write_history(tmp_path / "history.ndjson", *HISTORY, broken)
+
+    assert run("admin", "import-events", "--workspace", root, str(history)) == 1
+    assert "1 bad line(s), nothing imported: line 4/event Field required" in capsys.readouterr().err
+    assert stored_events(settings, root) == []
+
+
+def test_import_events_refuses_a_parent_or_paused_workspace_and_a_missing_file(
+    run: Run, root: str, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parent = operator.run_create_workspace(settings, "Agency", WorkspaceType.PARENT).workspace_id
+    history = write_history(tmp_path / "history.ndjson", *HISTORY)
+
+    assert run("admin", "import-events", "--workspace", parent, str(history)) == 1
+    assert f"workspace {parent} takes no events: it is Parent, Active" in capsys.readouterr().err
+    assert run("admin", "set-status", "--workspace", root, "--status", "Paused") == 0
+    assert run("admin", "import-events", "--workspace", root, str(history)) == 1
+    assert "it is Root, Paused" in capsys.readouterr().err
+    assert run("admin", "import-events", "--workspace", root, str(tmp_path / "missing.ndjson")) == 1
+    assert "missing.ndjson" in capsys.readouterr().err
+    assert stored_events(settings, root) == stored_events(settings, parent) == []
