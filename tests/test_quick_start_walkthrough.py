@@ -91,7 +91,7 @@ def test_a_newcomer_reaches_the_embedded_broadcast_editor_by_following_the_readm
     page_port = free_port()
     variables = dict(kept)
     answers: list[dict[str, Any]] = []
-    page_server: subprocess.Popen[bytes] | None = None
+    page_server: subprocess.Popen[str] | None = None
     try:
         for lines in quick_start_blocks(demo_port, page_port):
             script = []
@@ -102,7 +102,9 @@ def test_a_newcomer_reaches_the_embedded_broadcast_editor_by_following_the_readm
                         assert answers, f"{line}: nothing was answered before it"
                         variables[name] = answers[-1][KEPT_FROM_ANSWER[name]]
                 elif line.startswith(PAGE_SERVER):
-                    page_server = subprocess.Popen(shlex.split(line), cwd=tmp_path, stderr=subprocess.DEVNULL)
+                    page_server = subprocess.Popen(
+                        shlex.split(line), cwd=tmp_path, stderr=subprocess.DEVNULL, text=True
+                    )
                 else:
                     script.append(line)
             ran = subprocess.run(
@@ -117,7 +119,7 @@ def test_a_newcomer_reaches_the_embedded_broadcast_editor_by_following_the_readm
             answers += read_answers(ran.stdout)
         assert page_server is not None
         assert {"CHILD_ID", "TOKEN"} <= variables.keys()
-        wait_for(f"http://localhost:{page_port}/", page_server)  # type: ignore[arg-type]
+        wait_for(f"http://localhost:{page_port}/", page_server)
 
         with chromium() as browser:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
