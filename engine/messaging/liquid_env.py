@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from io import StringIO
+from typing import Any, ClassVar, TextIO
 
 from liquid import BoundTemplate, DictLoader, Environment, FalsyStrictUndefined, Markup
 from liquid import RenderContext as LiquidContext
 from liquid.exceptions import LiquidError, OutputStreamLimitError
 from liquid.extra.filters import JSON
 from liquid.filter import with_environment
+from liquid.output import LimitedStringIO
 from markdown_it import MarkdownIt
 
 from engine.messaging.liquid_tags import register_tags
@@ -77,7 +79,33 @@ class _LayoutLoader(DictLoader):
         return template
 
 
+class _CharacterLimitedOutput(LimitedStringIO):
+    """An output buffer that counts characters: python-liquid's counts UTF-8 bytes, which costs an
+    encode of every piece written, the largest single cost of rendering a typical email."""
+
+    def write(self, text: str) -> int:
+        self.size += len(text)
+        if self.size > self.limit:
+            raise OutputStreamLimitError("output stream limit reached", token=None)
+        return StringIO.write(self, text)
+
+
+class _LimitedContext(LiquidContext):
+    def get_buffer(self, buf: TextIO | None = None) -> StringIO:
+        # A nested buffer (capture, a layout block) gets what is left of the enclosing one's limit.
+        used = buf.size if isinstance(buf, LimitedStringIO) else 0
+        return _CharacterLimitedOutput(limit=OUTPUT_LIMIT - used)
+
+
+class _LimitedTemplate(BoundTemplate):
+    context_class = _LimitedContext
+
+    def _get_buffer(self) -> StringIO:
+        return _CharacterLimitedOutput(limit=OUTPUT_LIMIT)
+
+
 class _LimitedEnvironment(Environment):
+    template_class = _LimitedTemplate
     loop_iteration_limit: ClassVar[int | None] = LOOP_ITERATION_LIMIT
     output_stream_limit: ClassVar[int | None] = OUTPUT_LIMIT
     local_namespace_limit: ClassVar[int | None] = LOCAL_NAMESPACE_LIMIT

@@ -358,6 +358,18 @@ def test_output_is_limited() -> None:
     assert "output limit of 1048576 characters reached" in render_error(doubling)
 
 
+def test_output_limit_counts_characters_not_bytes() -> None:
+    two_byte_characters = "{% for i in (1..65536) %}" + "é" * 16 + "{% endfor %}"
+    assert len(render(two_byte_characters)) == 1024 * 1024
+    assert "output limit of 1048576 characters reached" in render_error(two_byte_characters + "x")
+
+
+def test_captured_output_counts_against_the_limit_of_the_output_it_is_in() -> None:
+    half = "{% for i in (1..32768) %}" + "x" * 16 + "{% endfor %}"
+    assert "output limit" in render_error(f"{half}{{% capture c %}}{half}x{{% endcapture %}}")
+    assert len(render(f"{half}{{% capture c %}}{half}{{% endcapture %}}")) == 512 * 1024
+
+
 def test_assigned_data_is_limited() -> None:
     doubling = "{% for i in (1..40) %}{% assign a = a | concat: a %}{% endfor %}"
     source = "{% assign a = 'x' | split: ',' %}" + doubling
