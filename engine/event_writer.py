@@ -15,11 +15,13 @@ the store only about the others: a retried batch then skips the lookup.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -37,9 +39,21 @@ Key = tuple[str, str, str, str, str]
 @dataclass(eq=False)
 class _Pending:
     rows: Sequence[EventRow]
+    # Called from the flusher thread once the rows are stored or refused.
+    on_done: Callable[[], object] | None = None
     done: threading.Event = field(default_factory=threading.Event)
     error: Exception | None = None
     written: int = 0
+
+    def finish(self) -> None:
+        self.done.set()
+        if self.on_done is not None:
+            self.on_done()
+
+    def result(self) -> int:
+        if self.error is not None:
+            raise self.error
+        return self.written
 
 
 class _RecentKeys:
@@ -87,17 +101,42 @@ class EventWriter:
         """
         if not rows:
             return 0
-        pending = _Pending(rows)
+        pending = self._enqueue(_Pending(rows))
+        if not pending.done.wait(WRITE_TIMEOUT_SECONDS):
+            raise Unavailable("event store did not confirm the write in time")
+        return pending.result()
+
+    async def write_async(self, rows: Sequence[EventRow]) -> int:
+        """`write` for a coroutine: it waits without holding a thread, so the number of requests
+        waiting on one flush is not capped by a thread pool (each waiting request joins the batch)."""
+        if not rows:
+            return 0
+        loop = asyncio.get_running_loop()
+        stored = loop.create_future()
+
+        def resolve() -> None:
+            if not stored.done():
+                stored.set_result(None)
+
+        def wake() -> None:
+            # A closed loop raises RuntimeError: nobody waits for this write any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(resolve)
+
+        pending = self._enqueue(_Pending(rows, on_done=wake))
+        try:
+            await asyncio.wait_for(asyncio.shield(stored), WRITE_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise Unavailable("event store did not confirm the write in time") from None
+        return pending.result()
+
+    def _enqueue(self, pending: _Pending) -> _Pending:
         with self._condition:
             if self._closed:
                 raise Unavailable("event writer is shutting down")
             self._pending.append(pending)
             self._condition.notify()
-        if not pending.done.wait(WRITE_TIMEOUT_SECONDS):
-            raise Unavailable("event store did not confirm the write in time")
-        if pending.error is not None:
-            raise pending.error
-        return pending.written
+        return pending
 
     def watermark(self) -> datetime:
         """A time up to which every row this writer stores is stored already.
@@ -135,7 +174,7 @@ class EventWriter:
                 with self._condition:
                     self._writing = None
             for item in batch:
-                item.done.set()
+                item.finish()
 
     def _take_batch(self) -> list[_Pending]:
         batch: list[_Pending] = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -41,7 +40,7 @@ async def receive(request: Request) -> Response:
 
     await in_transaction(request, verify)
     row = verbatim_row(workspace_id, text, message, received_at)
-    await run_in_threadpool(request.app.state.event_writer.write, [row])
+    await request.app.state.event_writer.write_async([row])
     return Response(status_code=200)
 
 

@@ -3,6 +3,7 @@ stored rows, and says up to when everything is stored; over chdb:// and http:// 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Iterator
@@ -94,6 +95,37 @@ def test_concurrent_writers_store_every_key_once(writer: EventWriter, event_stor
         thread.join()
     assert sum(written) == len(keys)
     assert sorted(m for _, m, _ in _stored(event_store)) == sorted(keys)
+
+
+def test_coroutines_wait_for_their_rows_without_holding_threads(
+    writer: EventWriter, event_store: EventStore
+) -> None:
+    """However many requests wait on a flush, none holds a thread: each waiting one joins the batch."""
+    threads_before = threading.active_count()
+
+    async def write_all() -> tuple[int, list[int]]:
+        waits = [
+            asyncio.create_task(writer.write_async(_rows("w1", _track(f"m{n % 100}")))) for n in range(200)
+        ]
+        await asyncio.sleep(0)  # every write is queued and waiting now
+        return threading.active_count(), await asyncio.gather(*waits)
+
+    threads_while_waiting, written = asyncio.run(write_all())
+    assert threads_while_waiting == threads_before
+    assert sorted(written) == [0] * 100 + [1] * 100
+    assert sorted(m for _, m, _ in _stored(event_store)) == sorted(f"m{n}" for n in range(100))
+
+
+def test_a_refused_write_raises_in_the_waiting_coroutine(
+    writer: EventWriter, event_store: EventStore
+) -> None:
+    event_store.command("RENAME TABLE user_events_v2 TO user_events_v2_away")
+    try:
+        with pytest.raises(Unavailable):
+            asyncio.run(writer.write_async(_rows("w1", _track("m1"))))
+    finally:
+        event_store.command("RENAME TABLE user_events_v2_away TO user_events_v2")
+    assert asyncio.run(writer.write_async(_rows("w1", _track("m1")))) == 1
 
 
 def test_a_group_call_stores_its_rows_sharing_one_message_id(
