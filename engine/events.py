@@ -9,10 +9,10 @@ sharing the request's messageId.
 
 from __future__ import annotations
 
+import functools
 import json
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -104,9 +104,11 @@ MESSAGE_MODELS: dict[str, type[_Message]] = {
 }
 
 
-@dataclass(frozen=True)
-class EventRow:
-    """One row for `user_events_v2`; `key` identifies it for deduplication."""
+class EventRow(NamedTuple):
+    """One row for `user_events_v2`; `key` identifies it for deduplication.
+
+    A named tuple rather than a frozen dataclass: ingest builds one per event, and a tuple is built
+    several times faster."""
 
     workspace_id: str
     message_id: str
@@ -124,7 +126,7 @@ def build_rows(
     """Turn one validated message (the client's dict) into the rows it stores."""
     message = {k: v for k, v in raw.items() if k != "files"}
     message["type"] = event_type
-    message.setdefault("timestamp", received_at.isoformat().replace("+00:00", "Z"))
+    message.setdefault("timestamp", _timestamp_text(received_at))
     if event_type == "group":
         return _expand_group(workspace_id, message, received_at)
     if event_type == "identify":
@@ -214,11 +216,21 @@ def _row(workspace_id: str, message: dict[str, Any], received_at: datetime) -> E
     )
 
 
+@functools.lru_cache(maxsize=16)
+def _timestamp_text(received_at: datetime) -> str:
+    # Every message of a request shares its received_at: format it once.
+    return received_at.isoformat().replace("+00:00", "Z")
+
+
+# One encoder for every row: json.dumps with options builds a new encoder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def _serialise(message: dict[str, Any]) -> str:
     """The stored JSON text. :raises InvalidInput: a value ClickHouse could not read back (an
     out-of-range number, or a lone UTF-16 surrogate from a `\\ud800` escape)."""
     try:
-        text = json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = _ENCODER.encode(message)
         text.encode("utf-8")
     except (ValueError, UnicodeEncodeError) as error:
         raise InvalidInput(f"body has a value that cannot be stored: {error}", field="body") from None
