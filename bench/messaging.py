@@ -9,7 +9,9 @@ Phases:
    DFInternalMessageSent event recorded durably in ClickHouse.
 2. bare: python-liquid alone renders the same subject and body for the same users (autoescape on),
    nothing else: the least work any sender of this template must do.
-3. smtp: `--smtp-users` users through the SMTP provider to a local aiosmtpd sink, connections reused.
+3. smtp: `--smtp-users` users through the SMTP provider to a local aiosmtpd sink in a process of its
+   own (as a real mail server would be: in this one it would share the sender's interpreter lock),
+   connections reused.
 
 Every send must succeed and be recorded exactly once; the bench stops with an error otherwise.
 
@@ -19,9 +21,11 @@ Run: .venv/bin/python bench/messaging.py [--users N] [--smtp-users N] [--batch N
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,14 +63,42 @@ BODY = """<html><body>
 class CountingSink:
     """An SMTP server that accepts everything and counts messages and client connections."""
 
-    def __init__(self) -> None:
+    def __init__(self, reply_delay: float) -> None:
         self.messages = 0
         self.peers: set[Any] = set()
+        self.reply_delay = reply_delay
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(self.reply_delay)
         self.messages += 1
         self.peers.add(session.peer)
         return "250 OK"
+
+
+def run_sink(port: int, reply_delay: float) -> None:
+    """The sink process: serve on `port`, say "ready", and on end of stdin print what it counted."""
+    sink = CountingSink(reply_delay)
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    print("ready", flush=True)
+    sys.stdin.read()
+    controller.stop()
+    print(json.dumps({"messages": sink.messages, "connections": len(sink.peers)}), flush=True)
+
+
+def start_sink(reply_ms: float) -> tuple[subprocess.Popen[str], int]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, __file__, "--sink", str(port), "--smtp-reply-ms", str(reply_ms)]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    return process, port
+
+
+def stop_sink(process: subprocess.Popen[str]) -> dict[str, int]:
+    counts, _ = process.communicate("", timeout=60)
+    return dict(json.loads(counts))
 
 
 def make_users(count: int) -> list[BatchUser]:
@@ -114,13 +146,23 @@ def bare_render(users: list[BatchUser]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)  # run as the SMTP sink process
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--smtp-users", type=int, default=5_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument(
+        "--smtp-reply-ms",
+        type=float,
+        default=0.0,
+        help="the sink's delay before accepting each message (a mail server across a network)",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="end with one JSON summary line (bench/report.py)"
     )
     args = parser.parse_args(argv)
+    if args.sink:
+        run_sink(args.sink, args.smtp_reply_ms / 1000)
+        return 0
 
     directory = Path(tempfile.mkdtemp(prefix="feedgate-bench-messaging-"))
     store = EventStore.open(f"chdb://{directory / 'chdb'}", "bench")
@@ -164,12 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cost per message: {per_message:.0f} us vs bare {per_render:.0f} us = {ratio:.2f}x bare")
 
         smtp_users = make_users(args.smtp_users)
-        sink = CountingSink()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        controller = Controller(sink, hostname="127.0.0.1", port=port)
-        controller.start()
+        sink, port = start_sink(args.smtp_reply_ms)
         try:
             smtp = {"type": "Smtp", "host": "127.0.0.1", "port": str(port)}
             with sessions.begin() as session:
@@ -177,11 +214,13 @@ def main(argv: list[str] | None = None) -> int:
             smtp_seconds, smtp_sent = send_all(
                 sessions, services, store, writer, workspace, options, smtp_users, args.batch
             )
+            providers.connections.close_all()
         finally:
-            controller.stop()
+            counted = stop_sink(sink)
         print(
             f"smtp: {smtp_sent:,} messages in {smtp_seconds:.2f} s ="
-            f" {smtp_sent / smtp_seconds:,.0f} messages/s over {len(sink.peers)} connection(s)"
+            f" {smtp_sent / smtp_seconds:,.0f} messages/s over {counted['connections']} connection(s),"
+            f" the server answering each message after {args.smtp_reply_ms:g} ms"
         )
         expected = len(users) + args.batch + len(smtp_users)
         [(recorded,)] = store.query(
@@ -193,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             sent != len(users)
             or smtp_sent != len(smtp_users)
             or recorded != expected
-            or sink.messages != smtp_sent
+            or counted["messages"] != smtp_sent
         ):
             print(f"FAILED: sent {sent}+{smtp_sent}, recorded {recorded} of {expected}", file=sys.stderr)
             return 1

@@ -104,13 +104,19 @@ def batch_send(
     stored = load_user_properties(session, workspace_id, user_ids)
     plan.load_subscriptions(session, user_ids)
     tags = {"templateId": options.template_id}
+    recipients = [
+        Recipient(user.id, {**stored.get(user.id, {}), **user.properties, "id": user.id}) for user in users
+    ]
+    pending: list[tuple[Recipient, str, Mapping[str, str]]] = [
+        (r, m, {}) for r, m in zip(recipients, message_ids, strict=True) if m not in recorded
+    ]
+    results = dict(zip((m for _, m, _ in pending), plan.send_all(session, pending), strict=True))
     answers, rows = [], []
-    for user, message_id in zip(users, message_ids, strict=True):
+    for user, recipient, message_id in zip(users, recipients, message_ids, strict=True):
         if message_id in recorded:
             answers.append(_answer(user.id, message_id, recorded[message_id]))
             continue
-        properties = {**stored.get(user.id, {}), **user.properties, "id": user.id}
-        result = plan.send(session, Recipient(user.id, properties), message_id)
+        result = results[message_id]
         if result.type == "Skipped":
             # Upstream answers a skip here as retryable and records nothing (§6.1).
             reason = result.variant.get("type")
@@ -121,7 +127,7 @@ def batch_send(
             rows.append(
                 result_row(
                     workspace_id,
-                    Recipient(user.id, properties),
+                    recipient,
                     message_id,
                     result,
                     {"workspaceId": workspace_id, **tags, "messageId": message_id, "userId": user.id},

@@ -32,7 +32,7 @@ from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine.events import EventRow
-from engine.messaging.send import FAILURE, MessagePlan, Recipient, SendResult, result_row
+from engine.messaging.send import FAILURE, PARALLEL_SENDS, MessagePlan, Recipient, SendResult, result_row
 from engine.storage.send_models import FINAL_STATES, MessageSend, SendState
 
 logger = logging.getLogger(__name__)
@@ -153,23 +153,30 @@ def send_claimed(
     settled = []
     held: set[str] = set()
     renewed_at: datetime | None = None
-    for row, recipient in claimed:
-        if row.state in FINAL_STATES:
-            continue
+    unsettled = [(row, recipient) for row, recipient in claimed if row.state not in FINAL_STATES]
+    # A round of sends in flight at once; the fence is checked between rounds, so a round lasts
+    # about as long as one send did when they went one at a time.
+    for start in range(0, len(unsettled), PARALLEL_SENDS):
+        round_ = unsettled[start : start + PARALLEL_SENDS]
         if fence is not None:
             moment = fence.clock()
             if renewed_at is None or moment - renewed_at >= fence.lease / 4:
-                unsettled = [r.message_id for r, _ in claimed if r.state == SendState.SENDING]
-                held = renew_leases(session, unsettled, fence)
+                sending = [r.message_id for r, _ in claimed if r.state == SendState.SENDING]
+                held = renew_leases(session, sending, fence)
                 session.commit()
                 renewed_at = moment
-            if row.message_id not in held:
-                logger.warning("send %s was taken over after its lease ran out", row.message_id)
-                continue
-        send_tags = {**tags, "messageId": row.message_id, "userId": recipient.user_id}
-        result = plan.send(session, recipient, row.message_id, send_tags)
-        settle_send(row, result, send_tags, now=now, policy=policy)
-        settled.append((row, result))
+            for row, _ in round_:
+                if row.message_id not in held:
+                    logger.warning("send %s was taken over after its lease ran out", row.message_id)
+            round_ = [(row, recipient) for row, recipient in round_ if row.message_id in held]
+        jobs = [
+            (recipient, row.message_id, {**tags, "messageId": row.message_id, "userId": recipient.user_id})
+            for row, recipient in round_
+        ]
+        results = plan.send_all(session, jobs)
+        for (row, _), (_, _, send_tags), result in zip(round_, jobs, results, strict=True):
+            settle_send(row, result, send_tags, now=now, policy=policy)
+            settled.append((row, result))
     return settled
 
 

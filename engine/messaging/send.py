@@ -10,6 +10,7 @@ analysis see it. Nothing here retries: a retryable result is for the caller's re
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -40,6 +41,7 @@ from engine.messaging.providers.base import (
     ProviderRejected,
     ProviderUnavailable,
 )
+from engine.messaging.providers.test_provider import TEST
 from engine.messaging.providers.webhook import send_webhook
 from engine.messaging.render import RenderContext
 from engine.messaging.subscriptions import Action, may_send, subscription_action, subscription_actions
@@ -56,6 +58,9 @@ SKIPPED = "DFMessageSkipped"
 WEBHOOK_SECRET_NAME = "webhook-channel"  # noqa: S105 (a name, not a secret)
 # Shown to a preview in place of each webhook secret value (Dittofeed's render endpoint does the same).
 MASKED_SECRET = "**********"  # noqa: S105
+
+# Provider calls one send of many keeps in flight at once, each over its own pooled connection.
+PARALLEL_SENDS = 4
 
 ResultType = Literal["Success", "Skipped", "NonRetryableError", "RetryableError"]
 
@@ -144,6 +149,26 @@ class MessagePlan:
             provider = self.provider.kind.type if self.provider is not None else self.options.channel
             self.services.observe_send(provider, result.type)
         return result
+
+    def send_all(
+        self, session: Session, jobs: Sequence[tuple[Recipient, str, Mapping[str, str]]]
+    ) -> list[SendResult]:
+        """`send` each (recipient, messageId, tags), results in order. Through a provider that waits on
+        the network (any but Test), up to PARALLEL_SENDS at once: an SMTP server or a provider's API
+        answers each message in one or more round trips, which one connection would wait for in turn.
+
+        The recipients' subscriptions must have been loaded (`load_subscriptions`): the threads never
+        touch the session.
+        """
+        if self.problem is not None or self.provider_is_local or len(jobs) < 2:
+            return [self.send(session, *job) for job in jobs]
+        with ThreadPoolExecutor(PARALLEL_SENDS, thread_name_prefix="feedgate-send") as pool:
+            return list(pool.map(lambda job: self.send(session, *job), jobs))
+
+    @property
+    def provider_is_local(self) -> bool:
+        """The Test provider records and sends nothing, so its sends have nothing to overlap."""
+        return self.provider is not None and self.provider.kind.type == TEST
 
     def _send_one(
         self, session: Session, recipient: Recipient, message_id: str, tags: Mapping[str, str]

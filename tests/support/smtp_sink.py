@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import threading
@@ -31,6 +32,10 @@ class SmtpSink:
     port: int = 0
     received: list[Received] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)
+    # Seconds each message's DATA takes to answer: a slow server, to see how many sends overlap.
+    data_delay: float = 0.0
+    in_flight: int = 0
+    most_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
@@ -40,6 +45,11 @@ class SmtpSink:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        # Every session runs on the controller's one event loop, so these counts need no lock.
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(self.data_delay)
+        self.in_flight -= 1
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
         with self.lock:

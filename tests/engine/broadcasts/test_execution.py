@@ -16,13 +16,14 @@ from engine.broadcasts.execution import broadcast_tags, send_options
 from engine.broadcasts.lifecycle import cancel_broadcast, load_broadcast, pause_broadcast, resume_broadcast
 from engine.messaging.ledger import RetryPolicy, claim_sends, send_claimed
 from engine.messaging.recipients import load_user_properties
-from engine.messaging.send import Recipient, prepare_message
+from engine.messaging.send import PARALLEL_SENDS, Recipient, prepare_message
 from engine.storage.assignment_models import UserPropertyAssignment
 from engine.storage.broadcast_models import BroadcastStatus
 from engine.storage.resource_models import MessageTemplate, UserProperty
 from engine.storage.send_models import SendState
 from tests.engine.broadcasts.world import T0, BroadcastWorld
 from tests.support.flaky_resend import FlakyResend
+from tests.support.smtp_sink import running_smtp_sink
 
 
 @pytest.fixture
@@ -194,6 +195,23 @@ def test_transient_failures_are_retried_with_backoff_then_sent_once(world: Broad
         assert sorted(event["userId"] for event in world.recorded()) == members
     finally:
         server.stop()
+
+
+def test_a_broadcast_keeps_several_smtp_sends_in_flight_and_sends_each_member_once(
+    world: BroadcastWorld,
+) -> None:
+    with running_smtp_sink() as sink:
+        sink.data_delay = 0.2  # a server that takes its time to accept each message
+        world.use_smtp(sink.port)
+        members = world.add_members(10)
+        broadcast_id = world.create_broadcast()
+        world.start(broadcast_id)
+        world.runner().run_due(T0)
+
+        assert world.status(broadcast_id) == BroadcastStatus.COMPLETED
+        assert 1 < sink.most_in_flight <= PARALLEL_SENDS
+        assert sorted(r.rcpt_tos[0] for r in sink.received) == [f"{m}@example.com" for m in members]
+        assert sorted(event["userId"] for event in world.recorded()) == members
 
 
 def test_a_retry_waits_for_its_backoff(world: BroadcastWorld) -> None:

@@ -59,6 +59,7 @@ class BroadcastWorld:
             self.segment_id, self.template_id = segment.id, template.id
 
     def close(self) -> None:
+        self.services.providers.connections.close_all()
         self.http.close()
 
     def add_members(self, count: int, *, timezones: Sequence[str | None] = ()) -> list[str]:
@@ -106,6 +107,17 @@ class BroadcastWorld:
                 self.workspace_id,
                 "Email",
                 {"type": "Resend", "apiKey": RESEND_API_KEY},
+                set_default=True,
+            )
+
+    def use_smtp(self, port: int) -> None:
+        """Send this workspace's email through the SMTP server on loopback `port`."""
+        with self.sessions.begin() as session:
+            upsert_provider_config(
+                session,
+                self.workspace_id,
+                "Email",
+                {"type": "Smtp", "host": "127.0.0.1", "port": str(port)},
                 set_default=True,
             )
 

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from engine.messaging.send import PARALLEL_SENDS
 from engine.storage.models import Secret
 from gateway.app import create_app
 from gateway.settings import BlobStorageSettings
@@ -129,7 +130,6 @@ def test_smtp_send_renders_the_template_and_records_the_sent_event(
     results = content.batch(template, users, subscriptionGroupId=email_group["id"])
 
     assert [r["type"] for r in results] == ["Success"] * 3
-    assert sink.connections == 1  # one SMTP session reused for the whole batch
     received = {r.rcpt_tos[0]: r.message for r in sink.received}
     message = received["u1@x.test"]
     assert message["Subject"] == "Hi N1"
@@ -148,6 +148,25 @@ def test_smtp_send_renders_the_template_and_records_the_sent_event(
     variant = properties["variant"]
     assert (variant["type"], variant["to"], variant["subject"]) == ("Email", "u1@x.test", "Hi N1")
     assert variant["provider"]["type"] == "Smtp"
+
+
+def test_a_batch_keeps_several_smtp_sends_in_flight_over_connections_it_reuses(
+    client: TestClient, content: Content, parent: ParentAccount, tenant: Tenant, sink: SmtpSink
+) -> None:
+    configure_smtp(client, parent.admin_key, tenant.id, sink)
+    template = content.template("Welcome", EMAIL)
+    sink.data_delay = 0.2  # a server that takes its time to accept each message
+
+    first = [user(f"u{i}", email=f"u{i}@x.test", firstName=f"N{i}") for i in range(8)]
+    assert [r["type"] for r in content.batch(template, first)] == ["Success"] * 8
+    assert 1 < sink.most_in_flight <= PARALLEL_SENDS
+    opened = sink.connections
+    assert opened <= PARALLEL_SENDS
+
+    second = [user(f"v{i}", email=f"v{i}@x.test", firstName=f"N{i}") for i in range(8)]
+    assert [r["type"] for r in content.batch(template, second)] == ["Success"] * 8
+    assert len(sink.received) == 16
+    assert sink.connections == opened  # the second batch opened no connection of its own
 
 
 def test_a_retried_batch_sends_nobody_twice(
