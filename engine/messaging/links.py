@@ -26,10 +26,13 @@ SUBSCRIPTION_PAGE_PATH = "/api/public/subscription-management/page"
 VIEW_IN_BROWSER_PATH = "/api/public/view-in-browser"
 
 
+# Byte-for-byte JSON.stringify of a flat string object: insertion order, no whitespace, non-ASCII left
+# as is (UTF-8), so hashes made by Dittofeed verify here and vice versa. One encoder for every message.
+_STRINGIFY = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _hmac_hex(key: str, value: Mapping[str, str]) -> str:
-    # Byte-for-byte JSON.stringify of a flat string object: insertion order, no whitespace, non-ASCII
-    # left as is (UTF-8), so hashes made by Dittofeed verify here and vice versa.
-    payload = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    payload = _STRINGIFY.encode(value)
     return hmac.new(key.encode(), payload.encode(), hashlib.sha256).hexdigest()
 
 

@@ -157,11 +157,15 @@ class MessagePlan:
         the network (any but Test), up to PARALLEL_SENDS at once: an SMTP server or a provider's API
         answers each message in one or more round trips, which one connection would wait for in turn.
 
-        The recipients' subscriptions must have been loaded (`load_subscriptions`): the threads never
-        touch the session.
+        Subscriptions not loaded yet are loaded first, so the threads never touch the session.
         """
         if self.problem is not None or self.provider_is_local or len(jobs) < 2:
             return [self.send(session, *job) for job in jobs]
+        unloaded = [
+            recipient.user_id for recipient, _, _ in jobs if recipient.user_id not in self._actions_loaded
+        ]
+        if unloaded:
+            self.load_subscriptions(session, unloaded)
         with ThreadPoolExecutor(PARALLEL_SENDS, thread_name_prefix="feedgate-send") as pool:
             return list(pool.map(lambda job: self.send(session, *job), jobs))
 
@@ -266,8 +270,10 @@ class MessagePlan:
     def load_subscriptions(self, session: Session, user_ids: Sequence[str]) -> None:
         """Read the subscription choices of many recipients at once, for the sends that follow."""
         if self.group is not None:
-            self._actions = subscription_actions(session, self.workspace_id, self.group.id, user_ids)
-            self._actions_loaded = frozenset(user_ids)
+            loading = frozenset(user_ids)
+            kept = {user: action for user, action in self._actions.items() if user not in loading}
+            self._actions = kept | subscription_actions(session, self.workspace_id, self.group.id, user_ids)
+            self._actions_loaded = self._actions_loaded | loading
 
     def _gate(self, session: Session, user_id: str) -> SendResult | None:
         """Skip a user who is not subscribed to the message's group (§7.5)."""
