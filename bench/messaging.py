@@ -11,11 +11,12 @@ Phases:
    nothing else: the least work any sender of this template must do.
 3. smtp: `--smtp-users` users through the SMTP provider to a local aiosmtpd sink in a process of its
    own (as a real mail server would be: in this one it would share the sender's interpreter lock),
-   connections reused.
+   up to PARALLEL_SENDS connections, each reused. `--smtp-reply-ms` delays the sink's answer to each
+   message, as a mail server across a network would.
 
 Every send must succeed and be recorded exactly once; the bench stops with an error otherwise.
 
-Run: .venv/bin/python bench/messaging.py [--users N] [--smtp-users N] [--batch N]
+Run: .venv/bin/python bench/messaging.py [--users N] [--smtp-users N] [--batch N] [--smtp-reply-ms MS]
 """
 
 from __future__ import annotations
