@@ -174,6 +174,11 @@ class MeteredEventWriter:
         self._metrics.record_events_accepted(len(rows))
         return written
 
+    async def write_async(self, rows: Sequence[EventRow]) -> int:
+        written = await self._writer.write_async(rows)
+        self._metrics.record_events_accepted(len(rows))
+        return written
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._writer, name)
 
