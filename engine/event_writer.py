@@ -125,7 +125,8 @@ class EventWriter:
 
         pending = self._enqueue(_Pending(rows, on_done=wake))
         try:
-            await asyncio.wait_for(asyncio.shield(stored), WRITE_TIMEOUT_SECONDS)
+            # A timeout or a cancelled request cancels `stored`; `resolve` then leaves it alone.
+            await asyncio.wait_for(stored, WRITE_TIMEOUT_SECONDS)
         except TimeoutError:
             raise Unavailable("event store did not confirm the write in time") from None
         return pending.result()
