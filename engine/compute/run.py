@@ -106,6 +106,12 @@ def _insert_state(store: EventStore, spec: StateSpec, window: str, parameters: d
     )
     grouped_state = "groupArrayState(grouped)" if spec.grouped else "groupArrayStateIf('', false)"
     grouped = f", {spec.grouped} AS grouped" if spec.grouped else ""
+    recent = ""
+    if spec.window_seconds:
+        # A bucket older than the window never counts again (`now` only grows), so it is not kept:
+        # the same test as the count's in `_assign`, on the same bucketed time.
+        since = f"subtractSeconds({{now:DateTime64(3, 'UTC')}}, {int(spec.window_seconds)})"
+        recent = f" AND {bucket} >= {since}"
     store.command(
         "INSERT INTO computed_property_state_v3 (workspace_id, type, computed_property_id, state_id, user_id,"
         " last_value, unique_count, grouped_values, event_time, computed_at)"
@@ -115,7 +121,8 @@ def _insert_state(store: EventStore, spec: StateSpec, window: str, parameters: d
         f" {bucket} AS bucket, {{now:DateTime64(3, 'UTC')}}"
         # Only the columns the aggregates need: message_raw is most of a row's bytes.
         f" FROM (SELECT user_or_anonymous_id, event_time, message_id, {spec.value} AS value{grouped}"
-        f" FROM user_events_v2 WHERE workspace_id = {{workspace:String}} AND {window} AND ({spec.match}))"
+        f" FROM user_events_v2 WHERE workspace_id = {{workspace:String}} AND {window}"
+        f" AND ({spec.match}){recent})"
         " GROUP BY user_or_anonymous_id, bucket",
         {**parameters, "state": spec.state_id},
     )

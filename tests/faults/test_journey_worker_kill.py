@@ -75,6 +75,7 @@ def test_a_killed_journey_worker_neither_loses_nor_doubles_a_message(
         resend.kill_after(KILL_AT, first.pid)
         assert first.wait(timeout=120) == -signal.SIGKILL
     assert resend.total_delivered() == KILL_AT
+    resend.resume()
     assert any(run.state != RunState.EXITED for run in _runs(sessions, journey_id)), (
         "nothing left to take over"
     )

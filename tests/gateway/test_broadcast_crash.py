@@ -63,6 +63,7 @@ def test_a_killed_worker_neither_loses_nor_doubles_a_message(
         resend.kill_after(KILL_AT, first.pid)
         assert first.wait(timeout=120) == -signal.SIGKILL
     assert resend.total_delivered() == KILL_AT
+    resend.resume()
     with running_feedgate(["worker"], env), running_feedgate(["worker"], env):
         deadline = time.monotonic() + 180
         while world.status(broadcast_id) == BroadcastStatus.RUNNING:

@@ -6,7 +6,8 @@ answer back and sends nothing; with another payload it gets 409 `invalid_idempot
 the other calls, `failure_rate` of them are answered 500 `internal_server_error` (seeded, so a run is
 repeatable) before anything is sent. `kill_after(n, pid)` SIGKILLs `pid` when the n-th message has
 been accepted, before answering it: the worst moment, when the provider has sent and the worker has
-not heard.
+not heard. Calls the dead worker still had in flight (it sends several at once) are then refused with
+503 before anything is sent, until `resume()`, so the killed worker sent exactly n.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class FlakyResend:
     requests: int = 0
     _answers: dict[str, tuple[bytes, dict[str, str]]] = field(default_factory=dict)
     _kill: tuple[int, int] | None = None
+    _refusing: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -62,6 +64,11 @@ class FlakyResend:
         with self._lock:
             self._kill = (accepted, pid)
 
+    def resume(self) -> None:
+        """Accept calls again after a kill."""
+        with self._lock:
+            self._refusing = False
+
     def total_delivered(self) -> int:
         with self._lock:
             return sum(self.delivered.values())
@@ -81,6 +88,10 @@ class FlakyResend:
             )
         key = headers.get("idempotency-key")
         with self._lock:
+            if self._refusing:
+                return JSONResponse(
+                    {"statusCode": 503, "name": "service_unavailable", "message": "Try again later"}, 503
+                )
             self.requests += 1
             if key is not None and key in self._answers:
                 first_body, first_answer = self._answers[key]
@@ -104,5 +115,6 @@ class FlakyResend:
             kill = self._kill
             if kill is not None and sum(self.delivered.values()) >= kill[0]:
                 self._kill = None
+                self._refusing = True
                 os.kill(kill[1], signal.SIGKILL)
         return JSONResponse(answer)

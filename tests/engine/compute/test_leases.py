@@ -218,12 +218,21 @@ def test_a_worker_that_lost_its_lease_stops_before_the_next_property(history: Hi
     history.track("ann", "LOGIN")
     history.track("ann", "LOGIN")
 
-    def taken_over(changes: Sequence[AssignmentChange]) -> None:
-        # worker-a stalled past its lease after the first property; worker-b took the workspace.
-        assert history.sessions is not None
-        assert _claim(history.sessions, history.workspace_id, "worker-b", NOW + LEASE)
+    class Stalled(Clock):
+        """worker-a's clock. Read first to claim the workspace, then to renew the lease after the first
+        property: by then worker-a has stalled past its lease and worker-b has taken the workspace."""
 
-    summary = _worker(history, "worker-a", listeners=[taken_over]).try_compute(history.workspace_id)
+        readings = 0
+
+        def __call__(self) -> datetime:
+            self.readings += 1
+            if self.readings == 2:
+                assert history.sessions is not None
+                assert _claim(history.sessions, history.workspace_id, "worker-b", NOW + LEASE)
+                self.now = NOW + LEASE + timedelta(minutes=1)
+            return self.now
+
+    summary = _worker(history, "worker-a", Stalled()).try_compute(history.workspace_id)
     assert summary is not None and summary.properties == 1
     assert len(list_periods(history.store, history.workspace_id)) == 1
     with history.sessions() as session:

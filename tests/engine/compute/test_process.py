@@ -3,6 +3,8 @@ once, even when a listener fails."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -149,3 +151,52 @@ def test_a_copy_never_puts_back_a_value_older_than_the_one_stored(history: Histo
     _compute(history, NOW + timedelta(seconds=2))
 
     assert _copies(history.sessions, paid) == {"ann": True}
+
+
+def test_copies_run_one_at_a_time_and_all_land_before_the_computation_returns(history: History) -> None:
+    assert history.sessions is not None
+    plans = ["paid", "free", "trial", "team", "solo"]
+    with history.sessions.begin() as session:
+        segments = [
+            Segment(
+                workspace_id=history.workspace_id,
+                name=plan,
+                definition={
+                    "entryNode": {
+                        "id": "e",
+                        "type": "Trait",
+                        "path": "plan",
+                        "operator": {"type": "Equals", "value": plan},
+                    },
+                    "nodes": [],
+                },
+            )
+            for plan in plans
+        ]
+        session.add_all(segments)
+    for plan in plans:
+        history.identify(f"{plan}-user", plan=plan)
+    busy = threading.Lock()
+    heard: list[str] = []
+
+    def slow(changes: Sequence[AssignmentChange]) -> None:
+        # Two copies told at once would find the lock taken.
+        assert busy.acquire(blocking=False), "two copies told listeners at once"
+        try:
+            time.sleep(0.05)
+            heard.extend(change.property_id for change in changes)
+        finally:
+            busy.release()
+
+    def failing_for_trial(changes: Sequence[AssignmentChange]) -> None:
+        if any(change.user_id == "trial-user" for change in changes):
+            raise RuntimeError("journey store down")
+
+    summary = compute_workspace(
+        history.sessions, history.store, history.workspace_id, now=NOW, listeners=[slow, failing_for_trial]
+    )
+
+    assert (summary.properties, summary.failed) == (5, 1)
+    assert sorted(heard) == sorted(segment.id for segment in segments)
+    for segment, plan in zip(segments, plans, strict=True):
+        assert _copies(history.sessions, segment.id) == {f"{plan}-user": True}
