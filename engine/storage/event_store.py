@@ -252,6 +252,11 @@ def _bind_value(value: Any, top_level: bool = True) -> str:
     if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
         inner = ", ".join(_bind_value(item, top_level=False) for item in value)
         return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+    if isinstance(value, datetime) and top_level:
+        # format_bind_value drops the fraction of a second, which a DateTime64 parameter needs (as
+        # clickhouse-connect's own query binding keeps it); a naive value is UTC.
+        utc = value.astimezone(UTC) if value.tzinfo is not None else value
+        return utc.strftime("%Y-%m-%d %H:%M:%S.%f")
     return str(format_bind_value(value, UTC, top_level))
 
 

@@ -194,6 +194,17 @@ def test_select_json_binds_parameters_and_returns_json_values(event_store: Event
     assert event_store.select_json("SELECT 1 WHERE 0") == []
 
 
+def test_select_json_binds_datetimes_to_the_millisecond_in_utc(event_store: EventStore) -> None:
+    sql = "SELECT toString({at:DateTime64(3, 'UTC')})"
+    moment = datetime(2026, 11, 23, 18, 21, 19, 492617, tzinfo=UTC)
+    in_paris = moment.astimezone(timezone(timedelta(hours=1)))
+    expected = [["2026-11-23 18:21:19.492"]]
+    assert event_store.select_json(sql, {"at": moment}) == expected
+    assert event_store.select_json(sql, {"at": in_paris}) == expected
+    assert event_store.select_json(sql, {"at": moment.replace(tzinfo=None)}) == expected
+    assert [list(row) for row in event_store.query(sql, {"at": in_paris})] == expected
+
+
 def test_a_refused_insert_is_a_clickhouse_error_not_unavailable(event_store: EventStore) -> None:
     with pytest.raises(DatabaseError):
         event_store.insert("no_such_table", [["x"]], ["s"], ["String"])
