@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -24,7 +24,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.compute.compile import compile_segment, compile_user_property
 from engine.compute.leases import COMPUTE_LEASE, claim_compute, release_compute
-from engine.compute.process import AssignmentListener, process_assignments
+from engine.compute.process import (
+    AssignmentChange,
+    AssignmentListener,
+    changed_assignments,
+    copy_changes,
+)
 from engine.compute.run import Target, compute_period, last_period, version_of
 from engine.storage.event_store import EventStore
 from engine.storage.models import Workspace, WorkspaceStatus, WorkspaceType, utcnow
@@ -95,9 +100,11 @@ def compute_workspace(
         targets = list(load_targets(session, workspace_id, only))
     changed = failed = attempted = 0
     copies: list[Future[float | None]] = []
-    # One copier thread copies each computed target to SQL while the next one computes in ClickHouse
-    # (which runs outside the interpreter lock); a single thread keeps the copies, and so the
-    # listeners' calls, in target order. Leaving the `with` waits for every copy.
+    # One copier thread copies each computed target's changes to SQL while the next one computes in
+    # ClickHouse (which runs outside the interpreter lock); a single thread keeps the copies, and so
+    # the listeners' calls, in target order. The changes are read here, between ClickHouse statements
+    # that would otherwise hold the copier up, and at most two targets' changes wait in memory.
+    # Leaving the `with` waits for every copy.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute-copy") as copier:
         for done, target in enumerate(targets, start=1):
             if done > 1 and keep_going is not None and not keep_going():
@@ -112,13 +119,18 @@ def compute_workspace(
             try:
                 since = last_period(store, workspace_id, target.property_id, target.version)
                 changed += compute_period(store, target, since=since, now=now)
+                changes = changed_assignments(store, target, now=now)
             except Exception:
                 failed += 1
                 logger.exception(
                     "%s %s of workspace %s failed", target.kind, target.property_id, workspace_id
                 )
             else:
-                copies.append(copier.submit(_copy_assignments, sessions, store, target, now, listeners))
+                if len(copies) >= 2:
+                    wait(copies[-2:-1])
+                copies.append(
+                    copier.submit(_copy_assignments, sessions, store, target, changes, now, listeners)
+                )
             if time.perf_counter() - last_report > PROGRESS_EVERY_SECONDS and done < len(targets):
                 last_report = time.perf_counter()
                 logger.info(
@@ -139,15 +151,16 @@ def _copy_assignments(
     sessions: sessionmaker[Session],
     store: EventStore,
     target: Target,
+    changes: list[AssignmentChange],
     now: datetime,
     listeners: Sequence[AssignmentListener],
 ) -> float | None:
-    """Copy the target's changed assignments to SQL and tell the listeners; how long it took, or None
-    when it failed (logged)."""
+    """Copy the target's changes to SQL and tell the listeners; how long it took, or None when it
+    failed (logged)."""
     started = time.perf_counter()
     try:
         with sessions() as session:
-            process_assignments(session, store, target, now=now, listeners=listeners)
+            copy_changes(session, store, target, changes, now=now, listeners=listeners)
     except Exception:
         logger.exception(
             "%s %s of workspace %s not copied to SQL", target.kind, target.property_id, target.workspace_id

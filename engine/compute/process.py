@@ -41,25 +41,29 @@ class AssignmentChange(NamedTuple):
 AssignmentListener = Callable[[Sequence[AssignmentChange]], None]
 
 
-def process_assignments(
+def changed_assignments(store: EventStore, target: Target, *, now: datetime) -> list[AssignmentChange]:
+    """The target's assignments changed since its last processing, up to `now`."""
+    since = last_period(store, target.workspace_id, target.property_id, step=STEP)
+    return read_changes(store, target.workspace_id, target.kind, target.property_id, since=since, now=now)
+
+
+def copy_changes(
     session: Session,
     store: EventStore,
     target: Target,
+    changes: Sequence[AssignmentChange],
     *,
     now: datetime,
     listeners: Sequence[AssignmentListener] = (),
-) -> list[AssignmentChange]:
-    """Copy the target's assignments changed since its last processing to SQL and commit, tell
-    `listeners` (when something changed), then record the period."""
-    since = last_period(store, target.workspace_id, target.property_id, step=STEP)
-    changes = read_changes(store, target.workspace_id, target.kind, target.property_id, since=since, now=now)
+) -> None:
+    """Copy `changes` (from `changed_assignments`) to SQL and commit, tell `listeners` (when something
+    changed), then record the period."""
     _upsert(session, target.kind, changes)
     session.commit()
     if changes:
         for listener in listeners:
             listener(changes)
     record_period(store, target, STEP, now)
-    return changes
 
 
 def read_changes(
