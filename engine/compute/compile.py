@@ -33,7 +33,7 @@ class StateSpec:
     value: str = "''"  # kept as the latest value (argMax by event_time), when non-empty
     grouped: str = ""  # kept as every value (groupArray), when set
     bucket_seconds: int = 0  # time bucket of event_time; 0 keeps one bucket
-    window_seconds: int = 0  # the distinct count covers only events this recent; 0 = all
+    window_seconds: int = 0  # only events this recent are kept (so counted); 0 = all
 
 
 @dataclass
