@@ -133,7 +133,7 @@ def _insert_state(store: EventStore, spec: StateSpec, window: str, parameters: d
 
 
 def _universe(target: Target, window: str, *, full: bool) -> str:
-    """SQL for the ids of the users this period re-evaluates."""
+    """SQL for the ids of the users this period re-evaluates (with `_assign`'s parameters)."""
     with_events = (
         "SELECT DISTINCT user_or_anonymous_id AS user_id FROM user_events_v2"
         f" WHERE workspace_id = {{workspace:String}} AND {window}"
@@ -142,7 +142,8 @@ def _universe(target: Target, window: str, *, full: bool) -> str:
         return with_events
     return (
         f"{with_events} UNION DISTINCT SELECT DISTINCT user_id FROM computed_property_state_v3"
-        " WHERE workspace_id = {workspace:String} AND computed_property_id = {property:String}"
+        " WHERE workspace_id = {workspace:String} AND type = {kind:String}"
+        " AND computed_property_id = {property:String} AND state_id IN {states:Array(String)}"
     )
 
 
@@ -166,9 +167,12 @@ def _assign(
             f"uniqMergeIf(unique_count, {state}{recent}) AS s{index}_c",
             f"groupArrayMergeIf(grouped_values, {state}) AS s{index}_g",
         ]
+    parameters["states"] = [spec.state_id for spec in compiled.states]
+    # Every key column up to state_id is bound, so only this version's states are read.
     states = (
         "SELECT user_id, " + ", ".join(merged) + " FROM computed_property_state_v3"
-        " WHERE workspace_id = {workspace:String} AND computed_property_id = {property:String}"
+        " WHERE workspace_id = {workspace:String} AND type = {kind:String}"
+        " AND computed_property_id = {property:String} AND state_id IN {states:Array(String)}"
         f"{among_universe} GROUP BY user_id"
         if merged
         else "SELECT '' AS user_id WHERE false"
@@ -207,7 +211,8 @@ def _assign(
     )
     [(count,)] = store.query(
         "SELECT count() FROM computed_property_assignments_v2 WHERE workspace_id = {workspace:String}"
-        " AND computed_property_id = {property:String} AND assigned_at = {now:DateTime64(3, 'UTC')}",
+        " AND type = {kind:String} AND computed_property_id = {property:String}"
+        " AND assigned_at = {now:DateTime64(3, 'UTC')}",
         parameters,
     )
     return int(count)
