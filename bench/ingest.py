@@ -4,7 +4,9 @@ against the bare store underneath, all measured in one run.
 Phases, in order:
 
 1. batch ingest: `--requests` POSTs of 100 events to /api/public/apps/batch from `--concurrency`
-   closed-loop clients; events/s.
+   closed-loop clients; events/s acknowledged, and events/s until stored: up to the answer of one
+   admin read made after the last acknowledgement (a read waits until everything acknowledged before
+   it is in the store, so it ends when the last event is there).
 2. single events: an open loop at `--rate` requests/s for `--seconds` s, alternating /identify and
    /track. Each request is sent at its scheduled time whatever the earlier ones are doing, and its
    latency runs from that time, so a stall counts against every request it delays; p50/p99 in ms.
@@ -36,6 +38,7 @@ import uuid
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -89,9 +92,14 @@ def _percentile(values: Sequence[float], fraction: float) -> float:
 # --- a lean HTTP/1.1 client -----------------------------------------------------------------------
 
 
-def _request(path: str, write_key: str, body: bytes) -> bytes:
+def _request(path: str, authorization: str, body: bytes | None = None) -> bytes:
+    """A POST of `body`, or a GET without one."""
+    if body is None:
+        return (
+            f"GET {path} HTTP/1.1\r\nHost: {HOST}:{PORT}\r\nAuthorization: {authorization}\r\n\r\n".encode()
+        )
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: {HOST}:{PORT}\r\nAuthorization: {write_key}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {HOST}:{PORT}\r\nAuthorization: {authorization}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
@@ -178,7 +186,14 @@ async def _open_loop(requests: list[bytes], rate: float) -> list[float]:
 # --- through the API ------------------------------------------------------------------------------
 
 
-def start_server(data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
+@dataclass(frozen=True)
+class Workspace:
+    id: str
+    write_key: str
+    admin_key: str
+
+
+def start_server(data_dir: str) -> tuple[subprocess.Popen[bytes], Workspace]:
     env = {"FEEDGATE_DATA_DIR": data_dir, "PATH": "/usr/bin:/bin", "FEEDGATE_LOG_LEVEL": "WARNING"}
     created = subprocess.run(
         [FEEDGATE, "admin", "create-workspace", "--name", "Bench"],
@@ -187,9 +202,11 @@ def start_server(data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
         text=True,
         check=True,
     ).stdout
-    write_key = next(
-        line.split(":", 1)[1].strip() for line in created.splitlines() if line.startswith("write key")
-    )
+    # "workspace id:  …", "admin API key: … (shown once; …)", "write key:     Basic …"
+    printed = {
+        name: value.strip() for name, _, value in (line.partition(":") for line in created.splitlines())
+    }
+    workspace = Workspace(printed["workspace id"], printed["write key"], printed["admin API key"].split()[0])
     server = subprocess.Popen([FEEDGATE, "serve", "--host", HOST, "--port", str(PORT)], env=env)
 
     async def ready() -> bool:
@@ -203,10 +220,12 @@ def start_server(data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
 
     if not asyncio.run(ready()):
         raise SystemExit(f"feedgate serve exited with status {server.returncode}")
-    return server, write_key
+    return server, workspace
 
 
-def measure_api(write_key: str, args: argparse.Namespace) -> tuple[float, list[float]]:
+def measure_api(workspace: Workspace, args: argparse.Namespace) -> tuple[float, float, list[float]]:
+    """Events/s acknowledged and until stored, in batches; the latencies of single events."""
+    write_key = workspace.write_key
     warm_up = [
         _request("/api/public/apps/batch", write_key, json.dumps({"batch": _batch(100)}).encode())
         for _ in range(args.concurrency)
@@ -220,11 +239,20 @@ def measure_api(write_key: str, args: argparse.Namespace) -> tuple[float, list[f
         for m in _singles(round(args.rate * args.seconds))
     ]
 
-    async def run() -> tuple[float, list[float]]:
+    read = _request(f"/api/admin/events?workspaceId={workspace.id}&limit=1", f"Bearer {workspace.admin_key}")
+
+    async def run() -> tuple[float, float, list[float]]:
         await _closed_loop(warm_up, args.concurrency)
-        elapsed = await _closed_loop(batches, args.concurrency)
+        reader = await _Connection.open()
+        started = time.perf_counter()
+        acknowledged = started + await _closed_loop(batches, args.concurrency)
+        assert await reader.send(read) == 200
+        stored = time.perf_counter()
+        reader.close()
+        events = args.requests * 100
         await asyncio.sleep(1)
-        return args.requests * 100 / elapsed, await _open_loop(singles, args.rate)
+        singles_latency = await _open_loop(singles, args.rate)
+        return events / (acknowledged - started), events / (stored - started), singles_latency
 
     return asyncio.run(run())
 
@@ -325,9 +353,9 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, data_dir: str) -> None:
-    server, write_key = start_server(data_dir)
+    server, workspace = start_server(data_dir)
     try:
-        api_batch, api_single = measure_api(write_key, args)
+        api_batch, api_stored, api_single = measure_api(workspace, args)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait()
@@ -350,7 +378,14 @@ def run(args: argparse.Namespace, data_dir: str) -> None:
         f"{'batch ingest, 100 events/request (events/s)':<48}"
         f"{api_batch:>12,.0f}{bare_batch:>12,.0f}{api_batch / bare_batch:>8.2f}"
     )
-    rows = [("batch ingest, 100 events/request", api_batch, bare_batch, "events/s", "higher")]
+    print(
+        f"{'  the same, until stored (events/s)':<48}"
+        f"{api_stored:>12,.0f}{bare_batch:>12,.0f}{api_stored / bare_batch:>8.2f}"
+    )
+    rows = [
+        ("batch ingest, 100 events/request", api_batch, bare_batch, "events/s", "higher"),
+        ("batch ingest, until stored", api_stored, bare_batch, "events/s", "higher"),
+    ]
     for label, fraction in (("p50", 0.5), ("p99", 0.99)):
         api, raw = _percentile(api_single, fraction) * 1000, _percentile(bare_single, fraction) * 1000
         print(

@@ -6,7 +6,8 @@ Phases:
 1. test provider: `--users` users in batch-send calls of `--batch` (the engine's `batch_send`, as the
    `content/templates/batch-send` endpoint calls it): per user the subscription check, rendering
    (from, subject, HTML body with autoescape), List-Unsubscribe headers, the Test provider, and the
-   DFInternalMessageSent event recorded durably in ClickHouse.
+   DFInternalMessageSent event recorded durably, as the embedded server records it: in the ingest
+   log, stored to ClickHouse behind it (every event is in ClickHouse before the timing ends).
 2. bare: python-liquid alone renders the same subject and body for the same users (autoescape on),
    nothing else: the least work any sender of this template must do.
 3. smtp: `--smtp-users` users through the SMTP provider to a local aiosmtpd sink in a process of its
@@ -40,6 +41,7 @@ from liquid import Environment
 from sqlalchemy import select
 
 from engine.event_writer import EventWriter
+from engine.ingest_log import IngestLog
 from engine.messaging.batch_send import BatchUser, batch_send
 from engine.messaging.provider_settings import upsert_provider_config
 from engine.messaging.providers.base import ProviderContext
@@ -128,9 +130,10 @@ def send_all(
     for start in range(0, len(users), batch):
         with sessions() as session:
             results = batch_send(
-                session, services, store, writer.write, workspace, options, users[start : start + batch]
+                session, services, store, writer.accept, workspace, options, users[start : start + batch]
             )
         succeeded += sum(result["type"] == "Success" for result in results)
+    writer.sync()
     return time.perf_counter() - started, succeeded
 
 
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 
     directory = Path(tempfile.mkdtemp(prefix="feedgate-bench-messaging-"))
     store = EventStore.open(f"chdb://{directory / 'chdb'}", "bench")
-    writer = EventWriter(store)
+    writer = EventWriter(store, log=IngestLog(directory / "ingest-log"))
     sql = make_engine(f"sqlite:///{directory / 'feedgate.db'}")
     upgrade_database(sql)
     sessions = make_session_factory(sql)

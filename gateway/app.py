@@ -23,6 +23,7 @@ from components.catalog import screen_routes
 from engine.blob_storage import BlobStore, open_blob_store
 from engine.compute.loop import ComputeProperties
 from engine.event_writer import EventWriter
+from engine.ingest_log import IngestLog
 from engine.journeys.event_entry import EventEntryStarter
 from engine.storage import (
     EventStore,
@@ -92,7 +93,8 @@ def create_app(
         sql_engine = make_engine(settings.database_url)
         await anyio.to_thread.run_sync(upgrade_database, sql_engine)
         event_store = await anyio.to_thread.run_sync(open_event_store, settings)
-        event_writer = EventWriter(event_store)
+        log = IngestLog(settings.ingest_log_dir) if settings.logs_ingest else None
+        event_writer = EventWriter(event_store, log=log)
         app.state.sql_engine = sql_engine
         app.state.sessions = make_session_factory(sql_engine)
         app.state.read_sessions = make_read_session_factory(sql_engine)
@@ -118,7 +120,7 @@ def create_app(
                 app.state.sessions,
                 app.state.compute,
                 app.state.send_services,
-                event_writer.write,
+                event_writer.accept,
                 tracer_provider=tracer_provider,
             )
             worker_thread = threading.Thread(

@@ -185,7 +185,7 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
         if metrics is not None:
             metrics.watch_compute(lambda: compute.last_completed)
         build_worker(
-            settings, sessions, compute, services, writer.write, tracer_provider=tracer_provider
+            settings, sessions, compute, services, writer.accept, tracer_provider=tracer_provider
         ).run(stop)
     finally:
         if tracer_provider is not None:

@@ -174,10 +174,13 @@ class MeteredEventWriter:
         self._metrics.record_events_accepted(len(rows))
         return written
 
-    async def write_async(self, rows: Sequence[EventRow]) -> int:
-        written = await self._writer.write_async(rows)
+    def accept(self, rows: Sequence[EventRow]) -> None:
+        self._writer.accept(rows)
         self._metrics.record_events_accepted(len(rows))
-        return written
+
+    async def accept_async(self, rows: Sequence[EventRow]) -> None:
+        await self._writer.accept_async(rows)
+        self._metrics.record_events_accepted(len(rows))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._writer, name)

@@ -99,6 +99,9 @@ class Settings:
     # Prometheus metrics: the gateway serves GET /metrics; `feedgate worker` listens on metrics_port.
     metrics_enabled: bool = False
     metrics_port: int = 9464
+    # Acknowledge ingested events once they are in a local log (engine/ingest_log.py) rather than in
+    # ClickHouse. None: exactly when events are embedded, where the store is this one process's too.
+    ingest_log: bool | None = None
     # Provider type -> API base URL, replacing the provider's public one (a regional endpoint, a proxy).
     provider_endpoints: Mapping[str, str] = field(default_factory=dict)
 
@@ -106,6 +109,14 @@ class Settings:
     def embedded_events(self) -> bool:
         """True when events live in chdb inside this process (so the worker must run in-process too)."""
         return self.clickhouse_url.startswith("chdb://")
+
+    @property
+    def logs_ingest(self) -> bool:
+        return self.embedded_events if self.ingest_log is None else self.ingest_log
+
+    @property
+    def ingest_log_dir(self) -> Path:
+        return self.data_dir / "ingest-log"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -186,6 +197,9 @@ class Settings:
             provider_endpoints=env.read_pairs("FEEDGATE_PROVIDER_ENDPOINTS"),
             metrics_enabled=env.read_bool("FEEDGATE_METRICS", False),
             metrics_port=env.read_int("FEEDGATE_METRICS_PORT", 9464, minimum=1),
+            ingest_log=env.read_bool("FEEDGATE_INGEST_LOG", False)
+            if env.read_str("FEEDGATE_INGEST_LOG")
+            else None,
         )
 
 

@@ -22,7 +22,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
@@ -59,6 +59,9 @@ class EventStore:
         # The engine directory when embedded (None for a server): one process may open it at a time.
         self.chdb_path = chdb_path
         self._handles = _ChdbHandles(chdb_path, database) if chdb_path is not None else None
+        # Called before every query and command: an ingest log's writer sets it, so that what it has
+        # acknowledged is in the store before anyone reads (or deletes) there (see `EventWriter.sync`).
+        self.read_barrier: Callable[[], None] | None = None
 
     @classmethod
     def open(
@@ -146,6 +149,7 @@ class EventStore:
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a SELECT with server-side bound ``{name:Type}`` parameters and return its rows."""
+        self._pass_read_barrier()
         with _translate_errors():
             result = self._client.query(sql, parameters=dict(parameters or {}))
             return [tuple(row) for row in result.result_rows]
@@ -153,6 +157,7 @@ class EventStore:
     def select_json(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[list[Any]]:
         """Like `query`, but each value comes back as ClickHouse writes it in JSON (strings, numbers,
         lists), with no conversion to Python types: the cheap path for lookups on the write path."""
+        self._pass_read_barrier()
         if self._handles is None:
             with _translate_errors():
                 raw: bytes = self._client.raw_query(
@@ -169,15 +174,22 @@ class EventStore:
 
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
         """Run a statement that returns no rows (DDL, DELETE, OPTIMIZE)."""
+        self._pass_read_barrier()
         with _translate_errors():
             self._client.command(sql, parameters=dict(parameters or {}))
 
     def ping(self) -> bool:
         """Return True when the store answers a trivial query."""
         try:
-            return self.query("SELECT 1") == [(1,)]
+            # Past the read barrier: whether the store answers does not wait for pending writes.
+            with _translate_errors():
+                return self._client.query("SELECT 1").result_rows == [(1,)]  # type: ignore[no-any-return]
         except Unavailable:
             return False
+
+    def _pass_read_barrier(self) -> None:
+        if self.read_barrier is not None:
+            self.read_barrier()
 
     def close(self) -> None:
         if self._handles is not None:

@@ -110,7 +110,7 @@ async def receive_twilio(request: Request) -> Response:
 
 async def _store(request: Request, rows: list[EventRow]) -> Response:
     if rows:
-        await request.app.state.event_writer.write_async(rows)
+        await request.app.state.event_writer.accept_async(rows)
     return Response(status_code=200)
 
 

@@ -52,7 +52,7 @@ async def ingest(request: Request) -> Response:
         rows.extend(built)
         if message_type == "track" and built:
             tracks.append({**message, "messageId": built[0].message_id})
-    await request.app.state.event_writer.write_async(rows)
+    await request.app.state.event_writer.accept_async(rows)
     starter = request.app.state.event_entry
     if tracks and starter.may_start(workspace_id):
         # After the write: a retried request stores its events once and starts each keyed run once.

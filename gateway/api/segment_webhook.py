@@ -40,7 +40,7 @@ async def receive(request: Request) -> Response:
 
     await in_transaction(request, verify)
     row = verbatim_row(workspace_id, text, message, received_at)
-    await request.app.state.event_writer.write_async([row])
+    await request.app.state.event_writer.accept_async([row])
     return Response(status_code=200)
 
 

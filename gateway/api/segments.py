@@ -169,7 +169,7 @@ def segment_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
             workspace = authorize(request, session, raw)
             manual_segments.update_manual_segment(
                 session,
-                request.app.state.event_writer.write,
+                request.app.state.event_writer.accept,
                 workspace.id,
                 body.segmentId,
                 body.userIds,
@@ -194,7 +194,7 @@ def segment_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
 
         def write(session: Session) -> str:
             workspace = authorize(request, session, raw)
-            writer = request.app.state.event_writer.write
+            writer = request.app.state.event_writer.accept
             manual_segments.clear_manual_segment(session, writer, workspace.id, body.segmentId)
             record_action(
                 session, workspace_id=workspace.id, resource_type="Segment", resource_id=body.segmentId
@@ -239,7 +239,7 @@ def segment_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
             identified = manual_segments.identify_rows(workspace.id, [(u.id, u.traits) for u in users], now)
             manual_segments.update_manual_segment(
                 session,
-                request.app.state.event_writer.write,
+                request.app.state.event_writer.accept,
                 workspace.id,
                 segment_id,
                 [user.id for user in users],

@@ -104,7 +104,7 @@ def subscription_group_routes(prefix: str, authorize: Authorize, *, name: str) -
             workspace = authorize(request, session, raw)
             subscriptions.update_subscriptions(
                 session,
-                request.app.state.event_writer.write,
+                request.app.state.event_writer.accept,
                 request.app.state.event_store,
                 workspace.id,
                 updates,
@@ -137,7 +137,7 @@ def subscription_group_routes(prefix: str, authorize: Authorize, *, name: str) -
             rows = subscription_csv.parse_subscription_csv(data)
             subscription_csv.apply_subscription_csv(
                 session,
-                request.app.state.event_writer.write,
+                request.app.state.event_writer.accept,
                 request.app.state.event_store,
                 workspace.id,
                 group_id,

@@ -191,7 +191,7 @@ def _apply_changes(
     """Record the user's subscription changes and make them visible at once (events and assignments)."""
     subscriptions.update_user_subscriptions(
         session,
-        request.app.state.event_writer.write,
+        request.app.state.event_writer.accept,
         request.app.state.event_store,
         workspace_id,
         user_id,

@@ -1,5 +1,6 @@
 """The event writer stores each (workspace, messageId, type, event, user) once, acknowledges only
-stored rows, and says up to when everything is stored; over chdb:// and http:// alike."""
+stored rows (or, with an ingest log, rows in the log, stored later and read back by the next writer
+if need be), and says up to when everything is stored; over chdb:// and http:// alike."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from engine import ingest_log
 from engine.errors import Unavailable
 from engine.event_writer import EventWriter
 from engine.events import EventRow, build_rows
+from engine.ingest_log import IngestLog
 from engine.storage import EventStore
 
 
@@ -103,16 +107,16 @@ def test_coroutines_wait_for_their_rows_without_holding_threads(
     """However many requests wait on a flush, none holds a thread: each waiting one joins the batch."""
     threads_before = threading.active_count()
 
-    async def write_all() -> tuple[int, list[int]]:
+    async def accept_all() -> int:
         waits = [
-            asyncio.create_task(writer.write_async(_rows("w1", _track(f"m{n % 100}")))) for n in range(200)
+            asyncio.create_task(writer.accept_async(_rows("w1", _track(f"m{n % 100}")))) for n in range(200)
         ]
         await asyncio.sleep(0)  # every write is queued and waiting now
-        return threading.active_count(), await asyncio.gather(*waits)
+        threads_while_waiting = threading.active_count()
+        await asyncio.gather(*waits)
+        return threads_while_waiting
 
-    threads_while_waiting, written = asyncio.run(write_all())
-    assert threads_while_waiting == threads_before
-    assert sorted(written) == [0] * 100 + [1] * 100
+    assert asyncio.run(accept_all()) == threads_before
     assert sorted(m for _, m, _ in _stored(event_store)) == sorted(f"m{n}" for n in range(100))
 
 
@@ -122,10 +126,13 @@ def test_a_refused_write_raises_in_the_waiting_coroutine(
     event_store.command("RENAME TABLE user_events_v2 TO user_events_v2_away")
     try:
         with pytest.raises(Unavailable):
-            asyncio.run(writer.write_async(_rows("w1", _track("m1"))))
+            asyncio.run(writer.accept_async(_rows("w1", _track("m1"))))
     finally:
         event_store.command("RENAME TABLE user_events_v2_away TO user_events_v2")
-    assert asyncio.run(writer.write_async(_rows("w1", _track("m1")))) == 1
+    assert _stored(event_store) == []
+    asyncio.run(writer.accept_async(_rows("w1", _track("m1"))))
+    asyncio.run(writer.accept_async(_rows("w1", _track("m1"))))
+    assert _stored(event_store) == [("w1", "m1", "E")]
 
 
 def test_a_group_call_stores_its_rows_sharing_one_message_id(
@@ -202,3 +209,128 @@ def test_a_batch_of_keys_just_written_needs_no_lookup(writer: EventWriter, event
             writer.write(_rows("w1", _track("m1"), _track("m3")))
     finally:
         event_store.command("RENAME TABLE user_events_v2_away TO user_events_v2")
+
+
+# --- with an ingest log ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def other_store(events_url: str, clickhouse_database: str) -> Iterator[EventStore]:
+    """The same database through a store no writer is attached to (so no read barrier)."""
+    store = EventStore.open(events_url, clickhouse_database)
+    yield store
+    store.close()
+
+
+def _take_table_away(store: EventStore) -> None:
+    store.command("RENAME TABLE user_events_v2 TO user_events_v2_away")
+
+
+def _bring_table_back(store: EventStore) -> None:
+    store.command("RENAME TABLE user_events_v2_away TO user_events_v2")
+
+
+def test_with_a_log_rows_are_acknowledged_while_the_store_refuses_and_stored_once_it_is_back(
+    event_store: EventStore, other_store: EventStore, tmp_path: Path
+) -> None:
+    writer = EventWriter(event_store, log=IngestLog(tmp_path))
+    try:
+        _take_table_away(other_store)
+        asyncio.run(writer.accept_async(_rows("w1", _track("m1"), _track("m2"))))
+        asyncio.run(writer.accept_async(_rows("w1", _track("m2"), _track("m3"))))
+        _bring_table_back(other_store)
+        # A read through the writer's store waits until what was acknowledged is stored.
+        assert [m for _, m, _ in _stored(event_store)] == ["m1", "m2", "m3"]
+    finally:
+        writer.close()
+
+
+def test_rows_left_in_the_log_are_stored_by_the_next_writer_and_none_twice(
+    event_store: EventStore, other_store: EventStore, tmp_path: Path
+) -> None:
+    first = EventWriter(event_store, log=IngestLog(tmp_path))
+    first.accept(_rows("w1", _track("m1")))
+    assert [m for _, m, _ in _stored(event_store)] == ["m1"]
+    _take_table_away(other_store)
+    first.accept(_rows("w1", _track("m1"), _track("m2")))
+    first.close()  # the store still refuses: m2 is only in the log
+    _bring_table_back(other_store)
+    assert [m for _, m, _ in _stored(other_store)] == ["m1"]
+
+    second = EventWriter(event_store, log=IngestLog(tmp_path))
+    try:
+        assert [m for _, m, _ in _stored(event_store)] == ["m1", "m2"]
+        second.accept(_rows("w1", _track("m3")))
+        assert [m for _, m, _ in _stored(event_store)] == ["m1", "m2", "m3"]
+    finally:
+        second.close()
+    # The files the first writer left are gone once stored; only the second writer's remains.
+    assert len(list(tmp_path.glob("*.log"))) == 1
+
+
+def test_the_watermark_covers_rows_accepted_before_it(
+    event_store: EventStore, other_store: EventStore, tmp_path: Path
+) -> None:
+    writer = EventWriter(event_store, log=IngestLog(tmp_path))
+    try:
+        _take_table_away(other_store)
+        asyncio.run(writer.accept_async(_rows("w1", _track("m1"))))
+        _bring_table_back(other_store)
+        mark = writer.watermark()
+        [(latest,)] = other_store.query("SELECT max(processing_time) FROM user_events_v2")
+        assert latest.replace(tzinfo=UTC) <= mark
+    finally:
+        writer.close()
+
+
+def test_a_delete_waits_for_the_acknowledged_rows_it_should_remove(
+    event_store: EventStore, other_store: EventStore, tmp_path: Path
+) -> None:
+    """A deletion must not run before rows acknowledged earlier land, or they would come back."""
+    writer = EventWriter(event_store, log=IngestLog(tmp_path))
+    try:
+        _take_table_away(other_store)
+        asyncio.run(writer.accept_async(_rows("w1", _track("m1", user="gone"), _track("m2"))))
+        _bring_table_back(other_store)
+        event_store.command(
+            "DELETE FROM user_events_v2 WHERE user_or_anonymous_id = {user:String}", {"user": "gone"}
+        )
+        assert [m for _, m, _ in _stored(other_store)] == ["m2"]
+    finally:
+        writer.close()
+
+
+def test_log_files_are_dropped_once_their_rows_are_stored(
+    event_store: EventStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest_log, "ROTATE_ABOVE_BYTES", 2_000)
+    monkeypatch.setattr(ingest_log, "EMPTY_ABOVE_BYTES", 2_000)
+    writer = EventWriter(event_store, log=IngestLog(tmp_path))
+    try:
+        for n in range(40):
+            asyncio.run(writer.accept_async(_rows("w1", *(_track(f"m{n}-{k}") for k in range(5)))))
+        writer.sync()
+        assert len(_stored(event_store)) == 200
+        [current] = tmp_path.glob("*.log")
+        assert current.stat().st_size <= 2_000
+    finally:
+        writer.close()
+
+
+def test_what_was_acknowledged_in_order_is_stamped_in_that_order(
+    event_store: EventStore, other_store: EventStore, tmp_path: Path
+) -> None:
+    """Commits queued while the store refuses land in one insert, yet each is stamped later than the
+    one before: the newest-first lists and the latest group assignment depend on it."""
+    writer = EventWriter(event_store, log=IngestLog(tmp_path))
+    try:
+        _take_table_away(other_store)
+        for n in range(5):
+            writer.accept(_rows("w1", _track(f"m{n}")))
+        _bring_table_back(other_store)
+        rows = event_store.query("SELECT message_id FROM user_events_v2 ORDER BY processing_time, message_id")
+        [(distinct,)] = event_store.query("SELECT uniqExact(processing_time) FROM user_events_v2")
+    finally:
+        writer.close()
+    assert [m for (m,) in rows] == [f"m{n}" for n in range(5)]
+    assert distinct == 5
