@@ -1,12 +1,16 @@
 """Durable, deduplicated, batched event writes (group commit).
 
-A caller hands rows to `EventWriter.write` and is blocked until ClickHouse has accepted them, so an
-acknowledgement means the rows are on disk (chdb writes the part before returning; a server answers a
-synchronous insert after the write). Concurrent callers are coalesced: one flusher thread takes
-everything pending, drops rows whose (workspace, messageId, type, event, user) is already stored or
-repeated in the batch, and inserts the rest in one statement. Under load that makes few large inserts
-(each insert has a fixed cost of its own, in ClickHouse); when idle a single request is written at
-once, with no added delay.
+`write` blocks its caller until ClickHouse has accepted the rows (chdb writes the part before
+returning; a server answers a synchronous insert after the write). `accept` (and `accept_async`)
+blocks only until the rows are durable: with an ingest log (engine/ingest_log.py), once they are in
+the log; without one, as `write`. Rows acknowledged through the log are stored behind it, lingering a
+moment so that a trickle makes few inserts; whoever reads the store first waits for them (`sync`, the
+store's read barrier), so a process reads its own acknowledged writes.
+
+One flusher thread takes everything pending, drops rows whose (workspace, messageId, type, event,
+user) is already stored or repeated in the batch, and inserts the rest in one statement. Under load
+that makes few large inserts (each insert has a fixed cost of its own, in ClickHouse); when idle a
+store-now write is written at once, with no added delay.
 
 Whether a key is stored is asked of the store, because the store is the only memory that survives a
 crash. The writer also remembers the keys it wrote or found stored lately (a bounded cache), and asks
@@ -20,6 +24,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +41,11 @@ logger = logging.getLogger(__name__)
 WRITE_TIMEOUT_SECONDS = 60.0
 # How long rows already acknowledged through the log wait before a failed store write is tried again.
 RETRY_SECONDS = 1.0
+# Rows acknowledged through the log wait up to this long to be stored, so that a trickle of events
+# makes a few inserts a second rather than one per acknowledgement (each insert costs the store
+# milliseconds of CPU of its own); a reader waiting for them, a store-now write or a full batch cuts
+# the wait short.
+LINGER_SECONDS = 0.25
 _STAMP_STEP = timedelta(milliseconds=1)  # the resolution of the stored DateTime64(3)
 
 Key = tuple[str, str, str, str, str]
@@ -49,8 +59,11 @@ class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
     error: Exception | None = None
     written: int = 0
-    # Set on rows committed to the ingest log: the commit's sequence number.
+    # The processing_time of the rows, given as they join the queue of rows to store (see `_stamp`).
+    stamp: datetime | None = None
+    # Set on rows committed to the ingest log: the commit's sequence number, and when it was made.
     sequence: int | None = None
+    committed_at: float = 0.0
 
     def finish(self) -> None:
         self.done.set()
@@ -103,8 +116,8 @@ class EventWriter:
         self._max_backlog_rows = max_backlog_rows
         self._pending: deque[_Pending] = deque()
         self._recent = _RecentKeys(recent_keys)
-        # The first processing_time of the batch being written, if one is (see `watermark`), and the
-        # last one given to a batch.
+        # The earliest processing_time of the batch being written, if one is (see `watermark`), and
+        # the last one given.
         self._writing: datetime | None = None
         self._last_stamp = datetime.min.replace(tzinfo=UTC)
         self._condition = threading.Condition()
@@ -117,6 +130,8 @@ class EventWriter:
         self._replaying = log is not None and bool(log.earlier_files)
         self._committer: threading.Thread | None = None
         self._committer_done = log is None
+        # Someone waits for the rows pending (a reader, or a store-now write): store them at once.
+        self._flush_requested = False
         self._thread = threading.Thread(target=self._run, name="feedgate-event-writer", daemon=True)
         if log is not None:
             self._committer = threading.Thread(
@@ -185,6 +200,9 @@ class EventWriter:
             return
         target = self._log.appended
         with self._condition:
+            if self._stored_sequence < target:
+                self._flush_requested = True
+                self._condition.notify_all()
             caught_up = self._condition.wait_for(
                 lambda: not self._replaying and self._stored_sequence >= target, WRITE_TIMEOUT_SECONDS
             )
@@ -195,6 +213,9 @@ class EventWriter:
         with self._condition:
             if self._closed:
                 raise Unavailable("event writer is shutting down")
+            if queue is self._pending:
+                pending.stamp = self._stamp()
+                self._flush_requested = True  # its caller waits until the store has the rows
             queue.append(pending)
             self._condition.notify_all()
         return pending
@@ -202,18 +223,18 @@ class EventWriter:
     def watermark(self) -> datetime:
         """A time up to which every row this writer stores is stored already.
 
-        Rows are stamped with processing_times taken when their batch is formed, never earlier than
-        the clock then, so the rows of the batch being written, and of batches not formed yet, are all
-        later than the result: a period of processing_time up to it is complete (given a wall clock
-        that does not step back).
-        Rows accepted before the call are stored first. Truncated to the millisecond of the stored
-        DateTime64(3).
+        Rows are stamped with their processing_time as they join the queue of rows to store, never
+        earlier than the clock then, and the result precedes the stamps of every row still queued or
+        being written, so a period of processing_time up to it is complete (given a wall clock that
+        does not step back). Rows accepted before the call are stored first. Truncated to the
+        millisecond of the stored DateTime64(3).
         """
         self.sync()
         with self._condition:
             now = datetime.now(UTC)
-            writing = self._writing
-        bound = (now if writing is None else min(writing, now)) - timedelta(milliseconds=1)
+            queued = self._pending[0].stamp if self._pending else None  # the earliest queued
+            unstored = [stamp for stamp in (self._writing, queued) if stamp is not None]
+        bound = min([now, *unstored]) - timedelta(milliseconds=1)
         return bound.replace(microsecond=bound.microsecond - bound.microsecond % 1000)
 
     def close(self) -> None:
@@ -251,7 +272,9 @@ class EventWriter:
                     item.error = error
             else:
                 with self._condition:
-                    self._pending.append(_Pending(rows, sequence=sequence))
+                    self._pending.append(
+                        _Pending(rows, stamp=self._stamp(), sequence=sequence, committed_at=time.monotonic())
+                    )
                     self._backlog_rows += len(rows)
                     self._condition.notify_all()
             for item in batch:
@@ -262,15 +285,19 @@ class EventWriter:
             self._store_earlier_files(self._log)
         while True:
             with self._condition:
-                while not self._pending and not (self._closed and self._committer_done):
-                    self._condition.wait()
-                if not self._pending:
-                    return
+                while True:
+                    if not self._pending and self._closed and self._committer_done:
+                        return
+                    linger = self._linger_left()
+                    if linger is not None and linger <= 0:
+                        break
+                    self._condition.wait(linger)
+                self._flush_requested = False
                 batch = self._take_batch()
                 # Taken under the lock, so `watermark` never passes a batch about to be written.
-                processing_time = self._writing = self._stamp(batch)
+                self._writing = batch[0].stamp
             try:
-                error = self._flush(batch, processing_time)
+                error = self._flush(batch)
             finally:
                 with self._condition:
                     self._writing = None
@@ -286,18 +313,33 @@ class EventWriter:
                 with self._condition:
                     self._condition.wait(RETRY_SECONDS)
 
-    def _stamp(self, batch: list[_Pending]) -> datetime:
-        """The processing_time of the batch's first item; each next item's is a millisecond later.
+    def _linger_left(self) -> float | None:
+        """How long the pending rows may still wait (<= 0: store them now; None: nothing pending).
+        Call with the lock held."""
+        if not self._pending:
+            return None
+        first = self._pending[0]
+        if (
+            self._flush_requested
+            or self._closed
+            or first.sequence is None
+            or self._backlog_rows >= self._max_batch_rows
+        ):
+            return 0.0
+        return first.committed_at + LINGER_SECONDS - time.monotonic()
 
-        Stamps only grow, from one item to the next and from batch to batch, so what was acknowledged
-        in order reads back in that order (newest first, or the latest group assignment winning),
-        however many acknowledgements one insert holds. Call with the lock held.
+    def _stamp(self) -> datetime:
+        """The processing_time of rows joining the queue now: the clock's millisecond, or one past the
+        last stamp given if that is later.
+
+        Stamps only grow, so what was acknowledged in order reads back in that order (newest first,
+        or the latest group assignment winning), however many acknowledgements one insert holds; and
+        rows queued together stay in queue order. Call with the lock held.
         """
         now = datetime.now(UTC)
         now = now.replace(microsecond=now.microsecond - now.microsecond % 1000)
-        first = max(now, self._last_stamp + _STAMP_STEP)
-        self._last_stamp = first + _STAMP_STEP * (len(batch) - 1)
-        return first
+        self._last_stamp = max(now, self._last_stamp + _STAMP_STEP)
+        return self._last_stamp
 
     def _take_batch(self) -> list[_Pending]:
         batch: list[_Pending] = []
@@ -343,11 +385,10 @@ class EventWriter:
                 while commits and (not chunk or rows + len(commits[0].rows) <= self._max_batch_rows):
                     rows += len(commits[0].rows)
                     chunk.append(commits.pop(0))
-                while True:
-                    with self._condition:
-                        stamp = self._stamp(chunk)
-                    if self._flush(chunk, stamp) is None:
-                        break
+                with self._condition:
+                    for item in chunk:
+                        item.stamp = self._stamp()
+                while self._flush(chunk) is not None:
                     with self._condition:
                         if self._closed:
                             return  # the file stays for the next process
@@ -358,15 +399,16 @@ class EventWriter:
             self._replaying = False
             self._condition.notify_all()
 
-    def _flush(self, batch: list[_Pending], processing_time: datetime) -> Unavailable | None:
+    def _flush(self, batch: list[_Pending]) -> Unavailable | None:
         """Store the batch's rows not stored yet; on failure, return the error and set it on every item."""
         try:
             unknown = {row.key for item in batch for row in item.rows if row.key not in self._recent}
             stored = self._stored_keys(unknown)
             fresh: list[EventRow] = []
             values: list[list[Any]] = []
-            for offset, item in enumerate(batch):
-                stamp = processing_time + _STAMP_STEP * offset
+            for item in batch:
+                stamp = item.stamp
+                assert stamp is not None, "stamped as it joined the queue"
                 for row in item.rows:
                     if row.key in unknown and row.key not in stored:
                         unknown.discard(row.key)  # a key repeated in the batch is written once

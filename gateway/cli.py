@@ -6,6 +6,7 @@ Each subcommand reads `Settings` from the environment once; flags only override 
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -184,9 +185,11 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
         compute = ComputeProperties(sessions, store, wall_clock_watermark(5.0), owner=worker_owner())
         if metrics is not None:
             metrics.watch_compute(lambda: compute.last_completed)
-        build_worker(
+        worker = build_worker(
             settings, sessions, compute, services, writer.accept, tracer_provider=tracer_provider
-        ).run(stop)
+        )
+        gc.freeze()  # as the app does once started (gateway/app.py)
+        worker.run(stop)
     finally:
         if tracer_provider is not None:
             tracer_provider.shutdown()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import ingest_log
+from engine import event_writer, ingest_log
 from engine.errors import Unavailable
 from engine.event_writer import EventWriter
 from engine.events import EventRow, build_rows
@@ -334,3 +334,25 @@ def test_what_was_acknowledged_in_order_is_stamped_in_that_order(
         writer.close()
     assert [m for (m,) in rows] == [f"m{n}" for n in range(5)]
     assert distinct == 5
+
+
+def test_acknowledged_rows_wait_to_be_stored_until_someone_needs_them(
+    event_store: EventStore, other_store: EventStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trickle of acknowledgements is stored in few inserts: rows linger until a reader, a
+    store-now write or closing needs them (here the linger is an hour, so only those store them)."""
+    monkeypatch.setattr(event_writer, "LINGER_SECONDS", 3600.0)
+    writer = EventWriter(event_store, log=IngestLog(tmp_path))
+    try:
+        writer.accept(_rows("w1", _track("m1")))
+        assert _stored(other_store) == []
+        assert [m for _, m, _ in _stored(event_store)] == ["m1"]  # a reader waits, and is not kept waiting
+
+        writer.accept(_rows("w1", _track("m2")))
+        assert writer.write(_rows("w1", _track("m3"))) == 1
+        assert [m for _, m, _ in _stored(other_store)] == ["m1", "m2", "m3"]
+
+        writer.accept(_rows("w1", _track("m4")))
+    finally:
+        writer.close()
+    assert [m for _, m, _ in _stored(other_store)] == ["m1", "m2", "m3", "m4"]
