@@ -22,6 +22,7 @@ Run: .venv/bin/python bench/segments.py [--users N] [--events N] [--new-events N
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import shutil
 import sys
@@ -242,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         sql = make_engine(f"sqlite:///{directory / 'feedgate.db'}")
         upgrade_database(sql)
         sessions = make_session_factory(sql)
+        gc.freeze()  # what `feedgate worker` does once started (gateway/cli.py)
         workspace = str(uuid.uuid4())
         with sessions.begin() as session:
             session.add(Workspace(id=workspace, name="bench"))
