@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
+from engine.durable_files import fsync_directory
 from engine.errors import Conflict, InvalidInput, Unavailable
 
 MAX_KEY_BYTES = 1024  # S3's limit
@@ -104,7 +105,7 @@ class LocalBlobStore:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
-        _fsync_directory(path.parent)
+        fsync_directory(path.parent)
 
     def get(self, key: str) -> bytes | None:
         path = self._path(key)
@@ -112,14 +113,6 @@ class LocalBlobStore:
             return path.read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
-
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def open_blob_store(

@@ -148,22 +148,15 @@ class EventWriter:
         """
         if not rows:
             return 0
-        pending = self._enqueue(_Pending(rows), self._pending)
-        if not pending.done.wait(WRITE_TIMEOUT_SECONDS):
-            raise Unavailable("event store did not confirm the write in time")
-        return pending.result()
+        return self._wait(self._enqueue(_Pending(rows), self._pending))
 
     def accept(self, rows: Sequence[EventRow]) -> None:
         """Return once `rows` are durable: in the log when there is one, else in the store.
 
         :raises Unavailable: neither took them; nothing was acknowledged.
         """
-        if not rows:
-            return
-        pending = self._enqueue(_Pending(rows), self._pending if self._log is None else self._to_commit)
-        if not pending.done.wait(WRITE_TIMEOUT_SECONDS):
-            raise Unavailable("event store did not confirm the write in time")
-        pending.result()
+        if rows:
+            self._wait(self._enqueue(_Pending(rows), self._accepting_queue()))
 
     async def accept_async(self, rows: Sequence[EventRow]) -> None:
         """`accept` for a coroutine: it waits without holding a thread, so the number of requests
@@ -182,8 +175,7 @@ class EventWriter:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(resolve)
 
-        queue = self._pending if self._log is None else self._to_commit
-        pending = self._enqueue(_Pending(rows, on_done=wake), queue)
+        pending = self._enqueue(_Pending(rows, on_done=wake), self._accepting_queue())
         try:
             # A timeout or a cancelled request cancels `durable`; `resolve` then leaves it alone.
             await asyncio.wait_for(durable, WRITE_TIMEOUT_SECONDS)
@@ -208,6 +200,15 @@ class EventWriter:
             )
         if not caught_up:
             raise Unavailable("event store has not caught up with the acknowledged events")
+
+    def _accepting_queue(self) -> deque[_Pending]:
+        """Where accepted rows go: to the log's committer, or without a log straight to the store."""
+        return self._pending if self._log is None else self._to_commit
+
+    def _wait(self, pending: _Pending) -> int:
+        if not pending.done.wait(WRITE_TIMEOUT_SECONDS):
+            raise Unavailable("event store did not confirm the write in time")
+        return pending.result()
 
     def _enqueue(self, pending: _Pending, queue: deque[_Pending]) -> _Pending:
         with self._condition:

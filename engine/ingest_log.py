@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from engine.durable_files import fsync_directory
 from engine.errors import Unavailable
 from engine.events import EventRow
 
@@ -105,7 +106,7 @@ class IngestLog:
         self._path = self._directory / f"{number:020d}.log"
         self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._size = os.fstat(self._fd).st_size
-        _sync_directory(self._directory)
+        fsync_directory(self._directory)
 
     def _undo_append(self, size: int) -> None:
         """Cut a failed append off, so later records never follow a torn one; if even that fails,
@@ -165,12 +166,3 @@ def _read_records(path: Path) -> Iterator[bytes]:
 
 def _microseconds(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make a created file's name durable along with its contents."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

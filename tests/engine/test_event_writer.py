@@ -222,6 +222,13 @@ def other_store(events_url: str, clickhouse_database: str) -> Iterator[EventStor
     store.close()
 
 
+@pytest.fixture
+def logged_writer(event_store: EventStore, tmp_path: Path) -> Iterator[EventWriter]:
+    writer = EventWriter(event_store, log=IngestLog(tmp_path))
+    yield writer
+    writer.close()
+
+
 def _take_table_away(store: EventStore) -> None:
     store.command("RENAME TABLE user_events_v2 TO user_events_v2_away")
 
@@ -231,18 +238,14 @@ def _bring_table_back(store: EventStore) -> None:
 
 
 def test_with_a_log_rows_are_acknowledged_while_the_store_refuses_and_stored_once_it_is_back(
-    event_store: EventStore, other_store: EventStore, tmp_path: Path
+    logged_writer: EventWriter, event_store: EventStore, other_store: EventStore
 ) -> None:
-    writer = EventWriter(event_store, log=IngestLog(tmp_path))
-    try:
-        _take_table_away(other_store)
-        asyncio.run(writer.accept_async(_rows("w1", _track("m1"), _track("m2"))))
-        asyncio.run(writer.accept_async(_rows("w1", _track("m2"), _track("m3"))))
-        _bring_table_back(other_store)
-        # A read through the writer's store waits until what was acknowledged is stored.
-        assert [m for _, m, _ in _stored(event_store)] == ["m1", "m2", "m3"]
-    finally:
-        writer.close()
+    _take_table_away(other_store)
+    asyncio.run(logged_writer.accept_async(_rows("w1", _track("m1"), _track("m2"))))
+    asyncio.run(logged_writer.accept_async(_rows("w1", _track("m2"), _track("m3"))))
+    _bring_table_back(other_store)
+    # A read through the writer's store waits until what was acknowledged is stored.
+    assert [m for _, m, _ in _stored(event_store)] == ["m1", "m2", "m3"]
 
 
 def test_rows_left_in_the_log_are_stored_by_the_next_writer_and_none_twice(
@@ -269,69 +272,53 @@ def test_rows_left_in_the_log_are_stored_by_the_next_writer_and_none_twice(
 
 
 def test_the_watermark_covers_rows_accepted_before_it(
-    event_store: EventStore, other_store: EventStore, tmp_path: Path
+    logged_writer: EventWriter, other_store: EventStore
 ) -> None:
-    writer = EventWriter(event_store, log=IngestLog(tmp_path))
-    try:
-        _take_table_away(other_store)
-        asyncio.run(writer.accept_async(_rows("w1", _track("m1"))))
-        _bring_table_back(other_store)
-        mark = writer.watermark()
-        [(latest,)] = other_store.query("SELECT max(processing_time) FROM user_events_v2")
-        assert latest.replace(tzinfo=UTC) <= mark
-    finally:
-        writer.close()
+    _take_table_away(other_store)
+    asyncio.run(logged_writer.accept_async(_rows("w1", _track("m1"))))
+    _bring_table_back(other_store)
+    mark = logged_writer.watermark()
+    [(latest,)] = other_store.query("SELECT max(processing_time) FROM user_events_v2")
+    assert latest.replace(tzinfo=UTC) <= mark
 
 
 def test_a_delete_waits_for_the_acknowledged_rows_it_should_remove(
-    event_store: EventStore, other_store: EventStore, tmp_path: Path
+    logged_writer: EventWriter, event_store: EventStore, other_store: EventStore
 ) -> None:
     """A deletion must not run before rows acknowledged earlier land, or they would come back."""
-    writer = EventWriter(event_store, log=IngestLog(tmp_path))
-    try:
-        _take_table_away(other_store)
-        asyncio.run(writer.accept_async(_rows("w1", _track("m1", user="gone"), _track("m2"))))
-        _bring_table_back(other_store)
-        event_store.command(
-            "DELETE FROM user_events_v2 WHERE user_or_anonymous_id = {user:String}", {"user": "gone"}
-        )
-        assert [m for _, m, _ in _stored(other_store)] == ["m2"]
-    finally:
-        writer.close()
+    _take_table_away(other_store)
+    asyncio.run(logged_writer.accept_async(_rows("w1", _track("m1", user="gone"), _track("m2"))))
+    _bring_table_back(other_store)
+    event_store.command(
+        "DELETE FROM user_events_v2 WHERE user_or_anonymous_id = {user:String}", {"user": "gone"}
+    )
+    assert [m for _, m, _ in _stored(other_store)] == ["m2"]
 
 
 def test_log_files_are_dropped_once_their_rows_are_stored(
-    event_store: EventStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    logged_writer: EventWriter, event_store: EventStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ingest_log, "ROTATE_ABOVE_BYTES", 2_000)
     monkeypatch.setattr(ingest_log, "EMPTY_ABOVE_BYTES", 2_000)
-    writer = EventWriter(event_store, log=IngestLog(tmp_path))
-    try:
-        for n in range(40):
-            asyncio.run(writer.accept_async(_rows("w1", *(_track(f"m{n}-{k}") for k in range(5)))))
-        writer.sync()
-        assert len(_stored(event_store)) == 200
-        [current] = tmp_path.glob("*.log")
-        assert current.stat().st_size <= 2_000
-    finally:
-        writer.close()
+    for n in range(40):
+        asyncio.run(logged_writer.accept_async(_rows("w1", *(_track(f"m{n}-{k}") for k in range(5)))))
+    logged_writer.sync()
+    assert len(_stored(event_store)) == 200
+    [current] = tmp_path.glob("*.log")
+    assert current.stat().st_size <= 2_000
 
 
 def test_what_was_acknowledged_in_order_is_stamped_in_that_order(
-    event_store: EventStore, other_store: EventStore, tmp_path: Path
+    logged_writer: EventWriter, event_store: EventStore, other_store: EventStore
 ) -> None:
     """Commits queued while the store refuses land in one insert, yet each is stamped later than the
     one before: the newest-first lists and the latest group assignment depend on it."""
-    writer = EventWriter(event_store, log=IngestLog(tmp_path))
-    try:
-        _take_table_away(other_store)
-        for n in range(5):
-            writer.accept(_rows("w1", _track(f"m{n}")))
-        _bring_table_back(other_store)
-        rows = event_store.query("SELECT message_id FROM user_events_v2 ORDER BY processing_time, message_id")
-        [(distinct,)] = event_store.query("SELECT uniqExact(processing_time) FROM user_events_v2")
-    finally:
-        writer.close()
+    _take_table_away(other_store)
+    for n in range(5):
+        logged_writer.accept(_rows("w1", _track(f"m{n}")))
+    _bring_table_back(other_store)
+    rows = event_store.query("SELECT message_id FROM user_events_v2 ORDER BY processing_time, message_id")
+    [(distinct,)] = event_store.query("SELECT uniqExact(processing_time) FROM user_events_v2")
     assert [m for (m,) in rows] == [f"m{n}" for n in range(5)]
     assert distinct == 5
 
