@@ -8,7 +8,8 @@ served by uvicorn in a thread of this process on loopback; a parent workspace wi
 and in the child one segment, an email and an SMS template, a broadcast (Completed, so its editor
 shows every step) and a running journey, made through the admin API. The deliveries are generated
 inside ClickHouse by bench/delivery_queries.py's `generate` (sent messages over the last 30 days, each
-with 0–3 status events), plus a small set sent by the bench's broadcast and journey so that their
+with 0–3 status events; their states then folded into the analysis facts, as the compute loop does
+in the background), plus a small set sent by the bench's broadcast and journey so that their
 DELIVERIES / EVENTS steps and node stats show rows. A session token is minted with
 `POST /api-l/sessions` and sent as `Authorization: Bearer`, as static/embed.js sends it.
 
@@ -47,6 +48,7 @@ from sqlalchemy import update
 
 from bench.delivery_queries import generate
 from engine import analysis, deliveries, segments
+from engine.delivery_facts import fold_pending_statuses
 from engine.event_search import EventFilter, list_event_property_keys, list_trait_keys, search_events
 from engine.events import EVENT_COLUMN_TYPES, EVENT_COLUMNS, build_rows
 from engine.journeys import resources as journeys
@@ -430,6 +432,13 @@ def run(args: argparse.Namespace, data_dir: Path) -> list[Measured]:
         print(
             f"data: {sent:,} sent messages and {events - sent:,} status events in the workspace,"
             f" generated in {time.perf_counter() - started:.1f} s"
+        )
+        # What the compute loop does with status events in the background (no worker runs here).
+        started = time.perf_counter()
+        changes = fold_pending_statuses(store, ws.id)
+        print(
+            f"folded {changes:,} delivery state changes into the analysis facts"
+            f" in {time.perf_counter() - started:.1f} s"
         )
         minted = httpx.post(
             f"{server.url}/api-l/sessions",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from engine.delivery_facts import EVERY, both_sql, count_sql, facts_cover, facts_sql, reached_sql
 from engine.resources import iso_ms
 from engine.sent_messages import (
     MESSAGE_KEY,
@@ -62,6 +63,15 @@ _GROUP_KEYS: dict[str, str] = {
     "provider": "JSONExtractString(properties, 'variant', 'provider', 'type')",
     "messageState": "''",
 }
+# The same, read in the facts (engine.delivery_facts).
+_FACT_GROUP_KEYS: dict[str, str] = {
+    "journey": "journey_id",
+    "broadcast": "broadcast_id",
+    "messageTemplate": "template_id",
+    "channel": "channel_type",
+    "provider": "provider",
+}
+_STATES: tuple[MessageState, ...] = ("sent", "delivered", "opened", "clicked", "bounced")
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,9 @@ def chart_data(
         raise ValueError("chart data needs a start and an end")
     resolved = resolve_granularity(granularity, where.sent.start, where.sent.end)
     length, unit = GRANULARITIES[resolved]
+    if facts_cover(where.sent):
+        data = _chart_from_facts(store, workspace_id, where, f"INTERVAL {length} {unit}", group_by)
+        return {"data": data, "granularity": resolved}
     group_key = _GROUP_KEYS[group_by] if group_by else "''"
     columns = f"message_id, processing_time, {group_key} AS group_key"
     by_state = group_by == "messageState"
@@ -105,13 +118,7 @@ def chart_data(
         " GROUP BY bucket, state_or_group ORDER BY bucket, state_or_group",
         params.values,
     )
-    data = []
-    for bucket, group_key, count in rows:
-        point: dict[str, Any] = {"timestamp": iso_ms(as_utc(bucket)), "count": int(count)}
-        if group_key:
-            point["groupKey"] = point["groupLabel"] = group_key
-        data.append(point)
-    return {"data": data, "granularity": resolved}
+    return {"data": [_point(*row) for row in rows], "granularity": resolved}
 
 
 def summary(
@@ -120,19 +127,87 @@ def summary(
     """Totals over the cohort; which of them are computed depends on `channel` (upstream's rules)."""
     if channel:
         where = replace(where, sent=replace(where.sent, channels=[channel]))
+    if facts_cover(where.sent):
+        totals = _summary_from_facts(store, workspace_id, where)
+    else:
+        totals = _summary_from_cohort(store, workspace_id, where)
+    total, reached, delivered, opened, clicked, bounced = (int(number) for number in totals)
+    numbers = {"deliveries": 0, "sent": total, "opens": 0, "clicks": 0, "bounces": 0}
+    if channel == "Email":
+        numbers.update(deliveries=reached, opens=opened, clicks=clicked, bounces=bounced)
+    elif channel == "Sms":
+        numbers.update(deliveries=delivered, bounces=bounced)
+    return {"summary": numbers}
+
+
+def _summary_from_cohort(store: EventStore, workspace_id: str, where: AnalysisFilter) -> tuple[Any, ...]:
     params = Parameters()
     cohort = _cohort_sql(workspace_id, where, params, "message_id")
-    [(total, reached, delivered, opened, clicked, bounced)] = store.query(
+    [totals] = store.query(
         "SELECT count(), countIf(delivered OR opened OR clicked), countIf(delivered),"  # noqa: S608
         f" countIf(opened OR clicked), countIf(clicked), countIf(bounced) FROM ({cohort})",
         params.values,
     )
-    numbers = {"deliveries": 0, "sent": int(total), "opens": 0, "clicks": 0, "bounces": 0}
-    if channel == "Email":
-        numbers.update(deliveries=int(reached), opens=int(opened), clicks=int(clicked), bounces=int(bounced))
-    elif channel == "Sms":
-        numbers.update(deliveries=int(delivered), bounces=int(bounced))
-    return {"summary": numbers}
+    return totals
+
+
+def _summary_from_facts(store: EventStore, workspace_id: str, where: AnalysisFilter) -> tuple[Any, ...]:
+    params = Parameters()
+    rows = facts_sql(workspace_id, where.sent, params)
+    keep = reached_sql(where.message_states)
+    [totals] = store.query(
+        f"SELECT {_cascade_sql(keep)} FROM ({rows})",  # noqa: S608
+        params.values,
+    )
+    return totals
+
+
+def _cascade_sql(keep: str) -> str:
+    """The counts summary and journey stats give, of the messages satisfying `keep`: sent, reached
+    (delivered, opened or clicked), delivered, opened (or clicked), clicked, bounced."""
+    return ", ".join(
+        count_sql(both_sql(keep, reached_sql(states)))
+        for states in ((), ("delivered", "opened", "clicked"), ("delivered",), ("opened", "clicked"),
+                       ("clicked",), ("bounced",))
+    )  # fmt: skip
+
+
+def _chart_from_facts(
+    store: EventStore, workspace_id: str, where: AnalysisFilter, interval: str, group_by: GroupBy | None
+) -> list[dict[str, Any]]:
+    params = Parameters()
+    keep = reached_sql(where.message_states)
+    by_state = group_by == "messageState"
+    rows = facts_sql(workspace_id, where.sent, params, with_states=by_state or keep != EVERY)
+    bucket = f"toStartOfInterval(processing_time, {interval}) AS bucket"
+    if by_state:
+        # The state of each count, in the order of their names (as the cohort's query sorts them).
+        states = sorted(_STATES)
+        counts = ", ".join(count_sql(both_sql(keep, reached_sql([state]))) for state in states)
+        per_bucket = store.query(
+            f"SELECT {bucket}, {counts} FROM ({rows}) GROUP BY bucket ORDER BY bucket",  # noqa: S608
+            params.values,
+        )
+        points = [
+            (moment, state, count)
+            for moment, *numbers in per_bucket
+            for state, count in zip(states, numbers, strict=True)
+        ]
+    else:
+        group_key = _FACT_GROUP_KEYS[group_by] if group_by else "''"
+        points = store.query(
+            f"SELECT {bucket}, {group_key} AS group_key, {count_sql(keep)} AS count FROM ({rows})"  # noqa: S608
+            " GROUP BY bucket, group_key HAVING count > 0 ORDER BY bucket, group_key",
+            params.values,
+        )
+    return [_point(moment, key, count) for moment, key, count in points if count > 0]
+
+
+def _point(bucket: datetime, group_key: str, count: int) -> dict[str, Any]:
+    point: dict[str, Any] = {"timestamp": iso_ms(as_utc(bucket)), "count": int(count)}
+    if group_key:
+        point["groupKey"] = point["groupLabel"] = group_key
+    return point
 
 
 def journey_stats(
@@ -161,21 +236,14 @@ def journeys_node_counts(
     if not journey_ids:
         return {}
     params = Parameters()
-    where = AnalysisFilter(SentFilter(journey_ids=journey_ids, start=start, end=end))
-    cohort = _cohort_sql(
-        workspace_id,
-        where,
-        params,
-        "message_id, journey_id, JSONExtractString(properties, 'nodeId') AS node",
-    )
+    facts = facts_sql(workspace_id, SentFilter(journey_ids=journey_ids, start=start, end=end), params)
     rows = store.query(
-        "SELECT journey_id, node, count(), countIf(delivered OR opened OR clicked),"  # noqa: S608
-        f" countIf(opened OR clicked), countIf(clicked), countIf(bounced) FROM ({cohort})"
-        " WHERE node != '' GROUP BY journey_id, node ORDER BY journey_id, node",
+        f"SELECT journey_id, node_id, {_cascade_sql(EVERY)} FROM ({facts})"  # noqa: S608
+        " WHERE node_id != '' GROUP BY journey_id, node_id ORDER BY journey_id, node_id",
         params.values,
     )
     counts: dict[str, dict[str, dict[str, int]]] = {}
-    for journey_id, node, sent, delivered, opened, clicked, bounced in rows:
+    for journey_id, node, sent, delivered, _, opened, clicked, bounced in rows:
         counts.setdefault(str(journey_id), {})[str(node)] = {
             "sent": int(sent),
             "delivered": int(delivered),

@@ -37,6 +37,8 @@ USER_DATA_TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("computed_property_state_v3", ("user_id",)),
     ("group_user_assignments", ("user_id",)),
     ("user_group_assignments", ("user_id",)),
+    ("sent_message_facts", ("user_id", "anonymous_id")),
+    ("delivery_status_pending", ("user_id", "anonymous_id")),
 )
 
 

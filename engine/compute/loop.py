@@ -31,6 +31,7 @@ from engine.compute.process import (
     copy_changes,
 )
 from engine.compute.run import Target, compute_period, last_period, version_of
+from engine.delivery_facts import fold_pending_statuses
 from engine.storage.event_store import EventStore
 from engine.storage.models import Workspace, WorkspaceStatus, WorkspaceType, utcnow
 from engine.storage.resource_models import ComputedPropertyStatus, Segment, UserProperty
@@ -251,27 +252,22 @@ class ComputeProperties:
             return self._locks.setdefault(workspace_id, threading.Lock())
 
     def _compute_claimed(self, workspace_id: str, only: Collection[str] | None) -> ComputeSummary:
-        if self.owner is None:
-            return compute_workspace(
-                self.sessions,
-                self.store,
-                workspace_id,
-                now=self.watermark(),
-                only=only,
-                listeners=self.listeners,
-            )
         try:
-            return compute_workspace(
+            summary = compute_workspace(
                 self.sessions,
                 self.store,
                 workspace_id,
                 now=self.watermark(),
                 only=only,
                 listeners=self.listeners,
-                keep_going=lambda: self._claim(workspace_id),
+                keep_going=None if self.owner is None else lambda: self._claim(workspace_id),
             )
+            # Under the same lease: the analysis facts need one folder at a time per workspace.
+            _fold_statuses(self.store, workspace_id)
+            return summary
         finally:
-            self._release(workspace_id)
+            if self.owner is not None:
+                self._release(workspace_id)
 
     def _claim(self, workspace_id: str) -> bool:
         assert self.owner is not None
@@ -286,6 +282,17 @@ class ComputeProperties:
         except Exception:
             # The lease then ends at its expiry instead; the computation's own outcome stands.
             logger.exception("workspace %s: compute lease not released", workspace_id)
+
+
+def _fold_statuses(store: EventStore, workspace_id: str) -> None:
+    try:
+        folded = fold_pending_statuses(store, workspace_id)
+    except Exception:
+        # They stay pending, and analysis still counts them (engine.delivery_facts).
+        logger.exception("workspace %s: delivery statuses not folded into the analysis facts", workspace_id)
+        return
+    if folded:
+        logger.debug("workspace %s: %d delivery state changes folded", workspace_id, folded)
 
 
 def wall_clock_watermark(lag_seconds: float) -> Callable[[], datetime]:

@@ -19,6 +19,7 @@ from engine.analysis import (
     resolve_granularity,
     summary,
 )
+from engine.delivery_facts import fold_pending_statuses
 from engine.sent_messages import SentFilter
 from tests.support.delivery_events import EMAIL, SMS, WEBHOOK, DeliveryEvents
 
@@ -33,10 +34,11 @@ def processed(clock: str) -> datetime:
     return datetime(2026, 3, 2, hours, minutes, seconds, tzinfo=UTC)
 
 
-@pytest.fixture
-def events(client: TestClient) -> DeliveryEvents:
+@pytest.fixture(params=["pending", "folded"])
+def events(client: TestClient, request: pytest.FixtureRequest) -> DeliveryEvents:
     """Six messages in the range (3 Email, 2 Sms, 1 Webhook), one hidden, one before the range, and
-    one in another workspace. Status events arrive later (processed now)."""
+    one in another workspace. Status events arrive later (processed now), and are either still pending
+    or folded into the analysis facts (engine.delivery_facts): the answers are the same."""
     events = DeliveryEvents(client, str(uuid.uuid4()))
     n1 = {"journeyId": "j-1", "nodeId": "n-1"}
     n2 = {"journeyId": "j-1", "nodeId": "n-2"}
@@ -62,6 +64,8 @@ def events(client: TestClient) -> DeliveryEvents:
     elsewhere = DeliveryEvents(client, str(uuid.uuid4()))
     elsewhere.sent("x1", "ada", hidden.isoformat(), template="t-welcome", variant=EMAIL, tags=n1,
                    processed_at=hidden)  # fmt: skip
+    if request.param == "folded":
+        fold_pending_statuses(events.store, events.workspace_id)
     return events
 
 

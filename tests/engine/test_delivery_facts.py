@@ -1,0 +1,194 @@
+"""The analysis facts (engine.delivery_facts): whatever order sent messages, status events and folds
+come in, and even when a fold dies half-way, analysis counts exactly what the status events say."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.analysis import AnalysisFilter, MessageState, chart_data, journeys_node_counts, summary
+from engine.delivery_facts import fold_pending_statuses
+from engine.events import EVENT_COLUMN_TYPES, EVENT_COLUMNS, build_rows
+from engine.sent_messages import SentFilter
+from engine.storage.event_store import EventStore
+
+START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+# Status event -> the states it sets (as analysis reads them).
+STATUSES = {
+    "DFEmailDelivered": {"delivered"},
+    "DFEmailOpened": {"opened"},
+    "DFEmailClicked": {"clicked"},
+    "DFEmailBounced": {"bounced"},
+    "DFSmsDelivered": {"delivered"},
+    "DFSmsFailed": {"bounced"},
+    "DFEmailDropped": set(),
+}
+STATES = ("sent", "delivered", "opened", "clicked", "bounced")
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str
+    minute: int
+    channel: str
+    node: str
+
+
+class CrashingStore:
+    """The store, except that cancelling pending status events fails: a fold dying between its inserts."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def insert(self, table: str, *args: Any, **kwargs: Any) -> None:
+        if table == "delivery_status_pending":
+            raise RuntimeError("killed")
+        self.store.insert(table, *args, **kwargs)
+
+
+def store_event(store: EventStore, workspace_id: str, raw: dict[str, Any], processed: datetime) -> None:
+    rows = build_rows(workspace_id, "track", raw, processed)
+    store.insert("user_events_v2", [row.values(processed) for row in rows], EVENT_COLUMNS, EVENT_COLUMN_TYPES)
+
+
+def send(store: EventStore, workspace_id: str, message: Message) -> None:
+    variant = {"type": message.channel, "to": "x", "provider": {"type": f"P-{message.channel}"}}
+    properties = {"messageId": message.id, "templateId": "t-1", "journeyId": "j-1", "nodeId": message.node,
+                  "variant": variant}  # fmt: skip
+    raw = {"userId": "ada", "messageId": message.id, "event": "DFInternalMessageSent",
+           "timestamp": START.isoformat(), "properties": properties}  # fmt: skip
+    store_event(store, workspace_id, raw, START + timedelta(minutes=message.minute))
+
+
+def report(store: EventStore, workspace_id: str, message: Message, status: str, copy: int) -> None:
+    raw = {"userId": "ada", "messageId": f"{status}:{message.id}:{copy}", "event": status,
+           "timestamp": START.isoformat(), "properties": {"messageId": message.id}}  # fmt: skip
+    store_event(store, workspace_id, raw, START + timedelta(minutes=10))
+
+
+def expected_counts(reached: dict[Message, set[str]], keep: set[str]) -> dict[str, int]:
+    kept = [states | {"sent"} for states in reached.values() if not keep or keep & (states | {"sent"})]
+    return {
+        "sent": len(kept),
+        "reached": sum(bool(states & {"delivered", "opened", "clicked"}) for states in kept),
+        "delivered": sum("delivered" in states for states in kept),
+        "opens": sum(bool(states & {"opened", "clicked"}) for states in kept),
+        "clicks": sum("clicked" in states for states in kept),
+        "bounces": sum("bounced" in states for states in kept),
+    }
+
+
+def assert_analysis_matches(store: EventStore, workspace_id: str, sent: dict[Message, set[str]]) -> None:
+    kinds: tuple[set[MessageState], ...] = (set(), {"opened"}, {"delivered", "bounced"}, {"sent"})
+    for keep in kinds:
+        where = AnalysisFilter(SentFilter(start=START, end=START + timedelta(minutes=5)), sorted(keep))
+        expected = expected_counts(sent, set(keep))
+        email = summary(store, workspace_id, where, channel="Email")["summary"]
+        sms = summary(store, workspace_id, where, channel="Sms")["summary"]
+        assert email["sent"] + sms["sent"] == expected["sent"]
+        assert email["deliveries"] + sms["deliveries"] == sum(
+            expected_counts({m: s for m, s in sent.items() if m.channel == channel}, set(keep))[field]
+            for channel, field in (("Email", "reached"), ("Sms", "delivered"))
+        )
+        assert email["bounces"] + sms["bounces"] == expected["bounces"]
+        points = chart_data(store, workspace_id, where, granularity="1minute", group_by="messageState")[
+            "data"
+        ]
+        by_state = {state: 0 for state in STATES}
+        per_minute: dict[tuple[int, str], int] = {}
+        for point in points:
+            by_state[point["groupKey"]] += point["count"]
+            per_minute[(int(point["timestamp"][14:16]), point["groupKey"])] = point["count"]
+        kept = {m: s | {"sent"} for m, s in sent.items() if not keep or keep & (s | {"sent"})}
+        assert by_state == {state: sum(state in s for s in kept.values()) for state in STATES}
+        expected_minutes: dict[tuple[int, str], int] = {}
+        for message, states in kept.items():
+            for state in states:
+                expected_minutes[(message.minute, state)] = (
+                    expected_minutes.get((message.minute, state), 0) + 1
+                )
+        assert per_minute == expected_minutes
+    nodes = journeys_node_counts(store, workspace_id, ["j-1"])
+    expected_nodes: dict[str, dict[str, int]] = {}
+    for node in sorted({message.node for message in sent}):
+        counts = expected_counts({m: s for m, s in sent.items() if m.node == node}, set())
+        expected_nodes[node] = {"sent": counts["sent"], "delivered": counts["reached"],
+                                "opened": counts["opens"], "clicked": counts["clicks"],
+                                "bounced": counts["bounces"]}  # fmt: skip
+    assert nodes.get("j-1", {}) == expected_nodes
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> tuple[list[Message], list[tuple[Any, ...]]]:
+    count = draw(st.integers(1, 5))
+    messages = [
+        Message(f"m-{i}", draw(st.integers(0, 4)), draw(st.sampled_from(["Email", "Sms"])), f"n-{i % 2}")
+        for i in range(count)
+    ]
+    steps: list[tuple[Any, ...]] = [("send", m) for m in messages]
+    for _ in range(draw(st.integers(0, 10))):
+        steps.append(("report", draw(st.sampled_from(messages)), draw(st.sampled_from(sorted(STATUSES)))))
+    for _ in range(draw(st.integers(0, 3))):
+        steps.append((draw(st.sampled_from(["fold", "crash"])),))
+    return messages, draw(st.permutations(steps))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(history=histories())
+def test_analysis_counts_what_the_status_events_say_whatever_the_order(
+    event_store: EventStore, history: tuple[list[Message], list[tuple[Any, ...]]]
+) -> None:
+    messages, steps = history
+    workspace_id = str(uuid.uuid4())
+    reached: dict[Message, set[str]] = {message: set() for message in messages}
+    sent: set[Message] = set()
+    for position, step in enumerate(steps):
+        if step[0] == "send":
+            send(event_store, workspace_id, step[1])
+            sent.add(step[1])
+        elif step[0] == "report":
+            # A status repeated under the same message id is stored twice: it still counts once.
+            report(event_store, workspace_id, step[1], step[2], copy=position % 2)
+            reached[step[1]] |= STATUSES[step[2]]
+        elif step[0] == "fold":
+            fold_pending_statuses(event_store, workspace_id)
+        else:
+            # Dies before cancelling, if there was anything pending.
+            with contextlib.suppress(RuntimeError):
+                fold_pending_statuses(CrashingStore(event_store), workspace_id)  # type: ignore[arg-type]
+        if step[0] in ("fold", "crash") or position == len(steps) // 2:
+            assert_analysis_matches(event_store, workspace_id, {m: reached[m] for m in sent})
+    fold_pending_statuses(event_store, workspace_id)
+    assert_analysis_matches(event_store, workspace_id, reached)
+    assert event_store.query(
+        "SELECT count() FROM (SELECT message_key, mask FROM delivery_status_pending"
+        " WHERE workspace_id = {w:String} GROUP BY message_key, mask HAVING sum(pending) != 0)",
+        {"w": workspace_id},
+    ) == [(0,)]
+
+
+def test_a_fold_records_each_change_once(event_store: EventStore) -> None:
+    workspace_id = str(uuid.uuid4())
+    message = Message("m-1", 0, "Email", "n-1")
+    send(event_store, workspace_id, message)
+    report(event_store, workspace_id, message, "DFEmailOpened", copy=0)
+    report(event_store, workspace_id, message, "DFEmailOpened", copy=1)
+
+    assert fold_pending_statuses(event_store, workspace_id) == 1
+    assert fold_pending_statuses(event_store, workspace_id) == 0
+    report(event_store, workspace_id, message, "DFEmailOpened", copy=2)  # no new state
+    assert fold_pending_statuses(event_store, workspace_id) == 0
+    assert event_store.query(
+        "SELECT sent, from_mask, to_mask FROM sent_message_facts WHERE workspace_id = {w:String}"
+        " ORDER BY sent DESC",
+        {"w": workspace_id},
+    ) == [(1, 0, 0), (0, 0, 2)]
