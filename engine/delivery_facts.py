@@ -7,8 +7,9 @@ whose states satisfy a predicate P is then ``sum(P(to_mask) - (sent = 0 AND P(fr
 changes of a message telescope to P of its current mask.
 
 Status events land in `delivery_status_pending` as they are stored. `fold_pending_statuses` (run by
-the compute loop) turns them into change rows and cancels them. Until then, `facts_sql` adds the
-change each pending message is due, so the facts read exactly what the status events say at any time.
+the compute loop) turns them into change rows and cancels them. Until then, `facts_sql` ORs each
+message's pending states into its rows, so the facts read exactly what the status events say at any
+time.
 Folding twice, or after a crash between its two inserts, changes nothing: a change is computed from
 the message's current mask and dropped when empty. One folder at a time per workspace (the compute
 lease) is required: two concurrent folds would record the same change twice.
@@ -32,10 +33,19 @@ _FILTER_COLUMNS = (
     ("template_ids", "template_id"),
     ("providers", "provider"),
 )
-FACT_COLUMNS = (
-    "processing_time, message_key, user_id, anonymous_id, journey_id, node_id, broadcast_id, template_id,"
-    " channel_type, provider"
+# What analysis reads of a message besides its key, and the columns naming its user (for deleting
+# users).
+DESCRIPTION_COLUMNS = (
+    "processing_time",
+    "journey_id",
+    "node_id",
+    "broadcast_id",
+    "template_id",
+    "channel_type",
+    "provider",
 )
+OWNER_COLUMNS = ("user_id", "anonymous_id")
+_FACT_TYPES = {"processing_time": "DateTime64(3, 'UTC')"}
 # The pending states of each message: status events stored and not folded yet.
 _PENDING_SQL = (
     "SELECT message_key, groupBitOr(mask) AS add_mask FROM (SELECT message_key, mask"
@@ -43,6 +53,8 @@ _PENDING_SQL = (
     " GROUP BY message_key, mask HAVING sum(pending) > 0) GROUP BY message_key"
 )
 FOLD_BATCH = 50_000
+# Cancelled pairs past which a fold merges the pending table at once.
+COMPACT_ABOVE = 10_000
 _TIME = "DateTime64(3, 'UTC')"
 # The predicate every message satisfies.
 EVERY = "1"
@@ -57,7 +69,8 @@ def facts_cover(where: SentFilter) -> bool:
 
 def facts_sql(workspace_id: str, where: SentFilter, params: Parameters, *, with_states: bool = True) -> str:
     """The fact rows of the workspace's sent messages matching `where` (see `facts_cover`), with the
-    change each message's pending status events are due: columns FACT_COLUMNS, sent, from_mask, to_mask.
+    change each message's pending status events are due: message_key, DESCRIPTION_COLUMNS, sent,
+    from_mask and to_mask.
     Without `with_states`, pending changes are left out: enough to count sent messages (`EVERY`).
     """
     workspace = params.bind(workspace_id, "String")
@@ -71,15 +84,20 @@ def facts_sql(workspace_id: str, where: SentFilter, params: Parameters, *, with_
     if where.end is not None:
         clauses.append(f"processing_time <= {params.bind(where.end, _TIME)}")
     matching = " AND ".join(clauses)
-    facts = f"SELECT {FACT_COLUMNS}, sent, from_mask, to_mask FROM sent_message_facts WHERE {matching}"  # noqa: S608
+    columns = ", ".join(DESCRIPTION_COLUMNS)
     if not with_states:
-        return facts
+        return (
+            f"SELECT message_key, {columns}, sent, from_mask, to_mask"  # noqa: S608
+            f" FROM sent_message_facts WHERE {matching}"
+        )
+    # OR-ing the pending states into every row of a message keeps its changes telescoping, now to P
+    # of its current mask with them.
     pending = _PENDING_SQL.format(workspace=workspace, narrow="")
     return (
-        f"{facts} UNION ALL SELECT {_qualified('f')}, toUInt8(0) AS sent, f.mask AS from_mask,"  # noqa: S608
-        " bitOr(f.mask, p.add_mask) AS to_mask"
-        f" FROM ({_current_masks_sql(matching, pending)}) AS f"
-        f" INNER JOIN ({pending}) AS p ON p.message_key = f.message_key"
+        f"SELECT f.message_key AS message_key, {columns}, sent,"  # noqa: S608
+        " bitOr(from_mask, p.add_mask) AS from_mask, bitOr(to_mask, p.add_mask) AS to_mask"
+        f" FROM (SELECT message_key, {columns}, sent, from_mask, to_mask FROM sent_message_facts"
+        f" WHERE {matching}) AS f LEFT ANY JOIN ({pending}) AS p ON p.message_key = f.message_key"
     )
 
 
@@ -116,84 +134,78 @@ def fold_pending_statuses(store: EventStore, workspace_id: str) -> int:
     """Record the changes the workspace's pending status events make to their messages' masks, and
     cancel those events; return how many changes were recorded. Status events whose sent message is
     not stored yet stay pending."""
-    recorded = 0
-    after = -1
-    while True:
-        bounds = {"workspace": workspace_id, "after": after}
-        snapshot = store.query(
-            "SELECT message_key, mask, sum(pending) AS count FROM delivery_status_pending"  # noqa: S608
-            " WHERE workspace_id = {workspace:String} AND message_key > {after:Int128}"
-            " GROUP BY message_key, mask HAVING count > 0"
-            f" ORDER BY message_key, mask LIMIT {FOLD_BATCH}",
-            bounds,
-        )
-        if not snapshot:
-            return recorded
-        last = int(snapshot[-1][0])
-        # Current masks of every message pending in the snapshot's key range (a superset of it).
-        narrow = " AND message_key > {after:Int128} AND message_key <= {last:UInt64}"
-        pending = _PENDING_SQL.format(workspace="{workspace:String}", narrow=narrow)
-        current = {
-            int(row[1]): row
-            for row in store.query(
-                _current_masks_sql("workspace_id = {workspace:String}", pending), {**bounds, "last": last}
-            )
-        }
-        added: dict[int, int] = {}
-        for key, mask, _ in snapshot:
-            added[int(key)] = added.get(int(key), 0) | int(mask)
-        changes = []
-        for key, mask in added.items():
-            row = current.get(key)
-            if row is not None and int(row[-1]) | mask != int(row[-1]):
-                changes.append([workspace_id, *row[:-1], 0, int(row[-1]), int(row[-1]) | mask])
-        store.insert("sent_message_facts", changes, _INSERT_COLUMNS, _INSERT_TYPES)
-        # Only what was folded is cancelled: events of a message not stored yet wait for it.
-        cancelled = [
-            [workspace_id, key, mask, -int(count)] for key, mask, count in snapshot if int(key) in current
-        ]
-        store.insert(
-            "delivery_status_pending",
-            cancelled,
-            ("workspace_id", "message_key", "mask", "pending"),
-            ("String", "UInt64", "UInt8", "Int64"),
-        )
-        recorded += len(changes)
-        if len(snapshot) < FOLD_BATCH:
-            return recorded
-        after = last
+    recorded = cancelled = 0
+    after: int | None = -1
+    while after is not None:
+        changes, cancels, after = _fold_batch(store, workspace_id, after)
+        recorded += changes
+        cancelled += cancels
+    if cancelled >= COMPACT_ABOVE:
+        # Every query reads the pending table whole: merge the cancelled rows away now rather than
+        # whenever background merges get to them.
+        store.command("OPTIMIZE TABLE delivery_status_pending FINAL")
+    return recorded
 
 
-def _current_masks_sql(matching: str, pending: str) -> str:
-    """FACT_COLUMNS and `mask` (the states reached so far) of each matching message that is pending."""
+def _fold_batch(store: EventStore, workspace_id: str, after: int) -> tuple[int, int, int | None]:
+    """Fold up to FOLD_BATCH pending (message, state) pairs with keys above `after`; return how many
+    changes were recorded, how many pairs cancelled, and the last key when there may be more."""
+    bounds = {"workspace": workspace_id, "after": after}
+    snapshot = store.query(
+        "SELECT message_key, mask, sum(pending) AS count FROM delivery_status_pending"  # noqa: S608
+        " WHERE workspace_id = {workspace:String} AND message_key > {after:Int128}"
+        " GROUP BY message_key, mask HAVING count > 0"
+        f" ORDER BY message_key, mask LIMIT {FOLD_BATCH}",
+        bounds,
+    )
+    if not snapshot:
+        return 0, 0, None
+    last = int(snapshot[-1][0])
+    # Current masks of every message pending in the snapshot's key range (a superset of it).
+    narrow = " AND message_key > {after:Int128} AND message_key <= {last:UInt64}"
+    pending = _PENDING_SQL.format(workspace="{workspace:String}", narrow=narrow)
+    masks = _current_masks_sql("workspace_id = {workspace:String}", pending, _CARRIED)
+    # message key -> (message key, the carried columns, mask)
+    current = {int(row[0]): row for row in store.query(masks, {**bounds, "last": last})}
+    added: dict[int, int] = {}
+    for key, mask, _ in snapshot:
+        added[int(key)] = added.get(int(key), 0) | int(mask)
+    changes = []
+    for key, mask in added.items():
+        row = current.get(key)
+        if row is not None and int(row[-1]) | mask != int(row[-1]):
+            changes.append([workspace_id, *row[:-1], 0, int(row[-1]), int(row[-1]) | mask])
+    store.insert("sent_message_facts", changes, _INSERT_COLUMNS, _INSERT_TYPES)
+    # Only what was folded is cancelled: events of a message not stored yet wait for it.
+    cancels = [[workspace_id, key, mask, -int(count)] for key, mask, count in snapshot if int(key) in current]
+    store.insert(
+        "delivery_status_pending",
+        cancels,
+        ("workspace_id", "message_key", "mask", "pending"),
+        ("String", "UInt64", "UInt8", "Int64"),
+    )
+    return len(changes), len(cancels), last if len(snapshot) == FOLD_BATCH else None
+
+
+def _current_masks_sql(matching: str, pending: str, columns: Sequence[str]) -> str:
+    """The message key, `columns` and `mask` (the states reached so far) of each matching message that
+    is pending."""
+    picked = "".join(f", any({column}) AS {column}" for column in columns)
     return (
-        "SELECT any(processing_time) AS processing_time, message_key, any(user_id) AS user_id,"  # noqa: S608
-        " any(anonymous_id) AS anonymous_id, any(journey_id) AS journey_id, any(node_id) AS node_id,"
-        " any(broadcast_id) AS broadcast_id, any(template_id) AS template_id,"
-        " any(channel_type) AS channel_type, any(provider) AS provider, groupBitOr(to_mask) AS mask"
-        f" FROM (SELECT * FROM sent_message_facts WHERE {matching}"
-        f" AND message_key IN (SELECT message_key FROM ({pending}))) GROUP BY message_key"
+        f"SELECT message_key{picked}, groupBitOr(to_mask) AS mask"  # noqa: S608
+        f" FROM (SELECT message_key, {', '.join(columns)}, to_mask FROM sent_message_facts"
+        f" WHERE {matching} AND message_key IN (SELECT message_key FROM ({pending})))"
+        " GROUP BY message_key"
     )
 
 
-def _qualified(alias: str) -> str:
-    return ", ".join(f"{alias}.{column}" for column in _FACT_NAMES)
-
-
-_FACT_NAMES = tuple(column.strip() for column in FACT_COLUMNS.split(","))
-_INSERT_COLUMNS = ("workspace_id", *_FACT_NAMES, "sent", "from_mask", "to_mask")
+# What a change row copies from its message.
+_CARRIED = (*DESCRIPTION_COLUMNS, *OWNER_COLUMNS)
+_INSERT_COLUMNS = ("workspace_id", "message_key", *_CARRIED, "sent", "from_mask", "to_mask")
 _INSERT_TYPES = (
     "String",
-    "DateTime64(3, 'UTC')",
     "UInt64",
-    "String",
-    "String",
-    "String",
-    "String",
-    "String",
-    "String",
-    "String",
-    "String",
+    *(_FACT_TYPES.get(column, "String") for column in _CARRIED),
     "UInt8",
     "UInt8",
     "UInt8",
