@@ -128,7 +128,7 @@ def summary(
     if channel:
         where = replace(where, sent=replace(where.sent, channels=[channel]))
     if facts_cover(where.sent):
-        totals = _summary_from_facts(store, workspace_id, where)
+        totals = _summary_from_facts(store, workspace_id, where, sent_only=channel not in ("Email", "Sms"))
     else:
         totals = _summary_from_cohort(store, workspace_id, where)
     total, reached, delivered, opened, clicked, bounced = (int(number) for number in totals)
@@ -151,15 +151,19 @@ def _summary_from_cohort(store: EventStore, workspace_id: str, where: AnalysisFi
     return totals
 
 
-def _summary_from_facts(store: EventStore, workspace_id: str, where: AnalysisFilter) -> tuple[Any, ...]:
+def _summary_from_facts(
+    store: EventStore, workspace_id: str, where: AnalysisFilter, *, sent_only: bool
+) -> tuple[Any, ...]:
+    """`_cascade_sql`'s counts; with `sent_only` (all the summary shows of other channels), the first
+    alone and zeros."""
     params = Parameters()
-    rows = facts_sql(workspace_id, where.sent, params)
     keep = reached_sql(where.message_states)
+    rows = facts_sql(workspace_id, where.sent, params, with_states=not sent_only or keep != EVERY)
     [totals] = store.query(
-        f"SELECT {_cascade_sql(keep)} FROM ({rows})",  # noqa: S608
+        f"SELECT {count_sql(keep) if sent_only else _cascade_sql(keep)} FROM ({rows})",  # noqa: S608
         params.values,
     )
-    return totals
+    return totals + (0,) * (6 - len(totals))
 
 
 def _cascade_sql(keep: str) -> str:
