@@ -232,8 +232,9 @@ def screen_cases(store: EventStore, sessions: Any, ws: Workspace, now: datetime)
         granularity = analysis.resolve_granularity("auto", start, end)
 
         def call() -> Any:
-            analysis.chart_data(store, ws.id, where, granularity=granularity, group_by=group_by)
-            return analysis.summary(store, ws.id, where)
+            # As the screen reads them: with no channel asked, the summary is the chart's sum.
+            data = analysis.chart_data(store, ws.id, where, granularity=granularity, group_by=group_by)
+            return analysis.summary_of_chart(data, group_by)
 
         return call
 

@@ -333,7 +333,10 @@ async def read_chart(request: Request, screen: Screen, *, with_summary: bool = F
         )
     )
     summary: Mapping[str, int] | None = None
-    if with_summary:
+    if with_summary and channel is None:
+        data = await reading
+        summary = analysis.summary_of_chart(data, query.groupBy)["summary"]
+    elif with_summary:
         data, numbers = await asyncio.gather(
             reading,
             run_in_threadpool(lambda: analysis.summary(store, screen.workspace_id, where, channel=channel)),

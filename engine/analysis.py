@@ -140,6 +140,16 @@ def summary(
     return {"summary": numbers}
 
 
+def summary_of_chart(chart: dict[str, Any], group_by: GroupBy | None) -> dict[str, Any]:
+    """What `summary` answers without a channel (the messages sent), from chart data of the same
+    filter: every message is counted in exactly one point, or in one 'sent' point by message state."""
+    points = chart["data"]
+    if group_by == "messageState":
+        points = [point for point in points if point["groupKey"] == "sent"]
+    sent = sum(point["count"] for point in points)
+    return {"summary": {"deliveries": 0, "sent": sent, "opens": 0, "clicks": 0, "bounces": 0}}
+
+
 def _summary_from_cohort(store: EventStore, workspace_id: str, where: AnalysisFilter) -> tuple[Any, ...]:
     params = Parameters()
     cohort = _cohort_sql(workspace_id, where, params, "message_id")

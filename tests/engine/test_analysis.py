@@ -18,6 +18,7 @@ from engine.analysis import (
     journeys_node_counts,
     resolve_granularity,
     summary,
+    summary_of_chart,
 )
 from engine.delivery_facts import fold_pending_statuses
 from engine.sent_messages import SentFilter
@@ -154,6 +155,18 @@ def test_chart_keeps_only_messages_in_the_given_states(events: DeliveryEvents) -
         ("10:00", 2, "Email"), ("10:00", 1, "Sms"),
     ]  # fmt: skip
     assert chart(events, states=["sent"], **hourly) == [("10:00", 6, None)]
+
+
+def test_the_summary_of_all_channels_is_the_sum_of_the_chart(events: DeliveryEvents) -> None:
+    for group_by in (None, "channel", "journey", "messageState"):
+        for states in ((), ("opened", "bounced"), ("sent",)):
+            where = AnalysisFilter(SentFilter(start=START, end=END), states)
+            points = chart_data(events.store, events.workspace_id, where, group_by=group_by)
+            expected = summary(events.store, events.workspace_id, where)
+            assert summary_of_chart(points, group_by) == expected, (group_by, states)
+    every_message = AnalysisFilter(SentFilter(start=START, end=END))
+    chart_of_all = chart_data(events.store, events.workspace_id, every_message)
+    assert summary_of_chart(chart_of_all, None)["summary"]["sent"] == 6
 
 
 def test_summary_per_channel(events: DeliveryEvents) -> None:
