@@ -176,13 +176,19 @@ def _fold_batch(store: EventStore, workspace_id: str, after: int) -> tuple[int, 
         if row is not None and int(row[-1]) | mask != int(row[-1]):
             changes.append([workspace_id, *row[:-1], 0, int(row[-1]), int(row[-1]) | mask])
     store.insert("sent_message_facts", changes, _INSERT_COLUMNS, _INSERT_TYPES)
-    # Only what was folded is cancelled: events of a message not stored yet wait for it.
-    cancels = [[workspace_id, key, mask, -int(count)] for key, mask, count in snapshot if int(key) in current]
+    # Only what was folded is cancelled: events of a message not stored yet wait for it. A cancel names
+    # the message's user, so deleting the user deletes it with the events it cancels.
+    owner = slice(1 + len(DESCRIPTION_COLUMNS), 1 + len(_CARRIED))
+    cancels = [
+        [workspace_id, key, mask, *current[int(key)][owner], -int(count)]
+        for key, mask, count in snapshot
+        if int(key) in current
+    ]
     store.insert(
         "delivery_status_pending",
         cancels,
-        ("workspace_id", "message_key", "mask", "pending"),
-        ("String", "UInt64", "UInt8", "Int64"),
+        ("workspace_id", "message_key", "mask", *OWNER_COLUMNS, "pending"),
+        ("String", "UInt64", "UInt8", "String", "String", "Int64"),
     )
     return len(changes), len(cancels), last if len(snapshot) == FOLD_BATCH else None
 

@@ -11,12 +11,14 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.orm import Session, sessionmaker
 
 from engine.analysis import AnalysisFilter, MessageState, chart_data, journeys_node_counts, summary
 from engine.delivery_facts import fold_pending_statuses
 from engine.events import EVENT_COLUMN_TYPES, EVENT_COLUMNS, build_rows
 from engine.sent_messages import SentFilter
 from engine.storage.event_store import EventStore
+from engine.users import delete_users
 
 START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 # Status event -> the states it sets (as analysis reads them).
@@ -62,17 +64,19 @@ def store_event(store: EventStore, workspace_id: str, raw: dict[str, Any], proce
     store.insert("user_events_v2", [row.values(processed) for row in rows], EVENT_COLUMNS, EVENT_COLUMN_TYPES)
 
 
-def send(store: EventStore, workspace_id: str, message: Message) -> None:
+def send(store: EventStore, workspace_id: str, message: Message, *, user: str = "ada") -> None:
     variant = {"type": message.channel, "to": "x", "provider": {"type": f"P-{message.channel}"}}
     properties = {"messageId": message.id, "templateId": "t-1", "journeyId": "j-1", "nodeId": message.node,
                   "variant": variant}  # fmt: skip
-    raw = {"userId": "ada", "messageId": message.id, "event": "DFInternalMessageSent",
+    raw = {"userId": user, "messageId": message.id, "event": "DFInternalMessageSent",
            "timestamp": START.isoformat(), "properties": properties}  # fmt: skip
     store_event(store, workspace_id, raw, START + timedelta(minutes=message.minute))
 
 
-def report(store: EventStore, workspace_id: str, message: Message, status: str, copy: int) -> None:
-    raw = {"userId": "ada", "messageId": f"{status}:{message.id}:{copy}", "event": status,
+def report(
+    store: EventStore, workspace_id: str, message: Message, status: str, copy: int, *, user: str = "ada"
+) -> None:
+    raw = {"userId": user, "messageId": f"{status}:{message.id}:{copy}", "event": status,
            "timestamp": START.isoformat(), "properties": {"messageId": message.id}}  # fmt: skip
     store_event(store, workspace_id, raw, START + timedelta(minutes=10))
 
@@ -195,3 +199,26 @@ def test_a_fold_records_each_change_once(event_store: EventStore) -> None:
         " ORDER BY sent DESC",
         {"w": workspace_id},
     ) == [(1, 0, 0), (0, 0, 2)]
+
+
+def test_deleting_a_user_takes_their_messages_out_of_analysis(
+    event_store: EventStore, sessions: sessionmaker[Session]
+) -> None:
+    workspace_id = str(uuid.uuid4())
+    kept, gone = Message("m-1", 0, "Email", "n-1"), Message("m-2", 1, "Email", "n-1")
+    gone_later = Message("m-3", 2, "Email", "n-1")
+    for message, user in ((kept, "ada"), (gone, "bob"), (gone_later, "bob")):
+        send(event_store, workspace_id, message, user=user)
+        report(event_store, workspace_id, message, "DFEmailOpened", copy=0, user=user)
+    fold_pending_statuses(event_store, workspace_id)  # m-1 and m-2 folded, m-3's status pending
+    report(event_store, workspace_id, gone_later, "DFEmailClicked", copy=0, user="bob")
+
+    with sessions.begin() as session:
+        delete_users(session, event_store, workspace_id, ["bob"])
+
+    assert_analysis_matches(event_store, workspace_id, {kept: {"opened"}})
+    assert event_store.query(
+        "SELECT count() FROM (SELECT message_key, mask FROM delivery_status_pending"
+        " WHERE workspace_id = {w:String} GROUP BY message_key, mask HAVING sum(pending) != 0)",
+        {"w": workspace_id},
+    ) == [(0,)]
