@@ -45,7 +45,7 @@ DESCRIPTION_COLUMNS = (
     "provider",
 )
 OWNER_COLUMNS = ("user_id", "anonymous_id")
-_FACT_TYPES = {"processing_time": "DateTime64(3, 'UTC')"}
+_FACT_TYPES = {"processing_time": "DateTime64(3, 'UTC')", "hidden": "Bool"}
 # The pending states of each message: status events stored and not folded yet.
 _PENDING_SQL = (
     "SELECT message_key, groupBitOr(mask) AS add_mask FROM (SELECT message_key, mask"
@@ -74,7 +74,7 @@ def facts_sql(workspace_id: str, where: SentFilter, params: Parameters, *, with_
     Without `with_states`, pending changes are left out: enough to count sent messages (`EVERY`).
     """
     workspace = params.bind(workspace_id, "String")
-    clauses = [f"workspace_id = {workspace}"]
+    clauses = [f"workspace_id = {workspace}", "NOT hidden"]
     for field, column in _FILTER_COLUMNS:
         values: Sequence[str] = getattr(where, field)
         if values:
@@ -178,7 +178,7 @@ def _fold_batch(store: EventStore, workspace_id: str, after: int) -> tuple[int, 
     store.insert("sent_message_facts", changes, _INSERT_COLUMNS, _INSERT_TYPES)
     # Only what was folded is cancelled: events of a message not stored yet wait for it. A cancel names
     # the message's user, so deleting the user deletes it with the events it cancels.
-    owner = slice(1 + len(DESCRIPTION_COLUMNS), 1 + len(_CARRIED))
+    owner = slice(1 + len(DESCRIPTION_COLUMNS), 1 + len(DESCRIPTION_COLUMNS) + len(OWNER_COLUMNS))
     cancels = [
         [workspace_id, key, mask, *current[int(key)][owner], -int(count)]
         for key, mask, count in snapshot
@@ -206,7 +206,7 @@ def _current_masks_sql(matching: str, pending: str, columns: Sequence[str]) -> s
 
 
 # What a change row copies from its message.
-_CARRIED = (*DESCRIPTION_COLUMNS, *OWNER_COLUMNS)
+_CARRIED = (*DESCRIPTION_COLUMNS, *OWNER_COLUMNS, "hidden")
 _INSERT_COLUMNS = ("workspace_id", "message_key", *_CARRIED, "sent", "from_mask", "to_mask")
 _INSERT_TYPES = (
     "String",

@@ -38,7 +38,8 @@ _DELIVERY_STATUS_ROWS = f"""
         GROUP BY ie.workspace_id, ie.origin_message_id
 """  # noqa: S608 - constants only
 
-# The sent_message_facts row of each sent message (not hidden) among a set of internal events.
+# The sent_message_facts row of each sent message among a set of internal events. Hidden ones too
+# (analysis leaves them out): their status events then fold like any other instead of staying pending.
 _SENT_FACT_ROWS = """
         SELECT
             ie.workspace_id AS workspace_id, ie.processing_time AS processing_time,
@@ -47,9 +48,9 @@ _SENT_FACT_ROWS = """
             JSONExtractString(ie.properties, 'nodeId') AS node_id, ie.broadcast_id AS broadcast_id,
             ie.template_id AS template_id, ie.channel_type AS channel_type,
             JSONExtractString(ie.properties, 'variant', 'provider', 'type') AS provider,
-            toUInt8(1) AS sent, toUInt8(0) AS from_mask, toUInt8(0) AS to_mask
+            ie.hidden AS hidden, toUInt8(1) AS sent, toUInt8(0) AS from_mask, toUInt8(0) AS to_mask
         FROM {db}.internal_events AS ie
-        WHERE ie.event = 'DFInternalMessageSent' AND NOT ie.hidden
+        WHERE ie.event = 'DFInternalMessageSent'
 """
 
 # The delivery_status_pending row of each status event that sets a state flag.
@@ -282,6 +283,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             template_id LowCardinality(String),
             channel_type LowCardinality(String),
             provider LowCardinality(String),
+            hidden Bool,
             sent UInt8,
             from_mask UInt8,
             to_mask UInt8

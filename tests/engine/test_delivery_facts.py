@@ -42,6 +42,7 @@ class Message:
     minute: int
     channel: str
     node: str
+    hidden: bool = False
 
 
 class CrashingStore:
@@ -68,8 +69,10 @@ def send(store: EventStore, workspace_id: str, message: Message, *, user: str = 
     variant = {"type": message.channel, "to": "x", "provider": {"type": f"P-{message.channel}"}}
     properties = {"messageId": message.id, "templateId": "t-1", "journeyId": "j-1", "nodeId": message.node,
                   "variant": variant}  # fmt: skip
-    raw = {"userId": user, "messageId": message.id, "event": "DFInternalMessageSent",
-           "timestamp": START.isoformat(), "properties": properties}  # fmt: skip
+    raw: dict[str, Any] = {"userId": user, "messageId": message.id, "event": "DFInternalMessageSent",
+                           "timestamp": START.isoformat(), "properties": properties}  # fmt: skip
+    if message.hidden:
+        raw["context"] = {"hidden": True}
     store_event(store, workspace_id, raw, START + timedelta(minutes=message.minute))
 
 
@@ -93,7 +96,9 @@ def expected_counts(reached: dict[Message, set[str]], keep: set[str]) -> dict[st
     }
 
 
-def assert_analysis_matches(store: EventStore, workspace_id: str, sent: dict[Message, set[str]]) -> None:
+def assert_analysis_matches(store: EventStore, workspace_id: str, stored: dict[Message, set[str]]) -> None:
+    """Analysis counts the stored messages that are not hidden, each with the states it reached."""
+    sent = {message: states for message, states in stored.items() if not message.hidden}
     kinds: tuple[set[MessageState], ...] = (set(), {"opened"}, {"delivered", "bounced"}, {"sent"})
     for keep in kinds:
         where = AnalysisFilter(SentFilter(start=START, end=START + timedelta(minutes=5)), sorted(keep))
@@ -138,7 +143,13 @@ def assert_analysis_matches(store: EventStore, workspace_id: str, sent: dict[Mes
 def histories(draw: st.DrawFn) -> tuple[list[Message], list[tuple[Any, ...]]]:
     count = draw(st.integers(1, 5))
     messages = [
-        Message(f"m-{i}", draw(st.integers(0, 4)), draw(st.sampled_from(["Email", "Sms"])), f"n-{i % 2}")
+        Message(
+            f"m-{i}",
+            draw(st.integers(0, 4)),
+            draw(st.sampled_from(["Email", "Sms"])),
+            f"n-{i % 2}",
+            hidden=draw(st.booleans()) if i == count - 1 else False,
+        )
         for i in range(count)
     ]
     steps: list[tuple[Any, ...]] = [("send", m) for m in messages]
