@@ -304,16 +304,17 @@ def _table_rows(result: ChartResult) -> list[TableRow]:
     """The series as a table (one row per bucket with messages), each number linking to its
     deliveries: the chart's accessible twin."""
     percent = result.query.display == "percent"
+    values = [item.values(result.query.display) for item in result.series]
     rows = []
     for position, bucket in enumerate(result.buckets):
         if not any(item.counts[position] for item in result.series):
             continue
         cells = [
             TableCell(
-                format_value(item.values(result.query.display)[position], percent),
+                format_value(series_values[position], percent),
                 item.point_hrefs[position] if item.point_hrefs else None,
             )
-            for item in result.series
+            for item, series_values in zip(result.series, values, strict=True)
         ]
         rows.append(TableRow(bucket, cells))
     return rows

@@ -4,7 +4,7 @@ configuration), the series from the engine, their labels and their drill-down li
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
@@ -420,14 +420,15 @@ def _with_links(
     provider) has none: its link would show other messages too."""
     if group_by is not None and (not item.key or group_by not in LINKED_GROUP_BY):
         return item
-    href = deliveries_link(screen, filters, group_by, item.key, window.start, window.end)
+    link = deliveries_links(screen, filters, group_by, item.key)
     point_hrefs: list[str | None] = []
     for index, bucket in enumerate(buckets):
         bucket_end = buckets[index + 1] if index + 1 < len(buckets) else bucket + window.step
         start = max(bucket, window.start)
         end = min(bucket_end - timedelta(milliseconds=1), window.end)
-        point_hrefs.append(deliveries_link(screen, filters, group_by, item.key, start, end))
-    return SeriesData(item.key, item.label, item.counts, item.shares, href, point_hrefs)
+        point_hrefs.append(link(start, end))
+    whole = link(window.start, window.end)
+    return SeriesData(item.key, item.label, item.counts, item.shares, whole, point_hrefs)
 
 
 def deliveries_link(
@@ -438,7 +439,14 @@ def deliveries_link(
     start: datetime,
     end: datetime,
 ) -> str:
-    """The deliveries screen showing the messages behind a series (or one of its points), in the
+    """The deliveries screen showing the messages behind a series (or one of its points)."""
+    return deliveries_links(screen, filters, group_by, key)(start, end)
+
+
+def deliveries_links(
+    screen: Screen, filters: Mapping[str, Sequence[str]], group_by: str | None, key: str | None
+) -> Callable[[datetime, datetime], str]:
+    """The link to the deliveries screen showing the messages behind a series in a time range, in the
     deliveries API's parameter names. A filter the deliveries search cannot express (providers;
     several journeys or broadcasts) is left out: the table then shows a wider set, never a narrower.
     A message state becomes the current statuses that imply it (STATE_STATUSES)."""
@@ -458,8 +466,7 @@ def deliveries_link(
             broadcasts = [key]
         elif group_by == "messageState":
             states = [key]
-    pairs: list[tuple[str, str]] = [("startDate", iso_ms(start)), ("endDate", iso_ms(end))]
-    pairs += [("channels", channel) for channel in channels]
+    pairs: list[tuple[str, str]] = [("channels", channel) for channel in channels]
     pairs += [("templateIds", template) for template in templates]
     if len(journeys) == 1:
         pairs.append(("journeyId", journeys[0]))
@@ -469,7 +476,13 @@ def deliveries_link(
     if states and all(STATE_STATUSES[state] for state in states):
         statuses = dict.fromkeys(status for state in states for status in STATE_STATUSES[state])
         pairs += [("statuses", status) for status in statuses]
-    return f"{screen.page(DELIVERIES_PATH)}&{urlencode(pairs)}"
+    page = screen.page(DELIVERIES_PATH)
+    rest = f"&{urlencode(pairs)}" if pairs else ""
+
+    def link(start: datetime, end: datetime) -> str:
+        return f"{page}&{urlencode([('startDate', iso_ms(start)), ('endDate', iso_ms(end))])}{rest}"
+
+    return link
 
 
 def _parse_time(text: str) -> datetime:
