@@ -3,8 +3,12 @@ stats, all counted over sent messages and the states their status events reached
 
 The cohort is the workspace's sent messages (not hidden) processed in the range, narrowed by the
 filters. Each message carries flags delivered / opened / clicked / bounced from its status events at
-any time (`delivery_status`). Unlike upstream, the `messageStates` filter is honoured: only messages
-that reached one of the given states are counted.
+any time. Unlike upstream, the `messageStates` filter is honoured: only messages that reached one of
+the given states are counted.
+
+Counts come from the analysis facts (engine.delivery_facts): one scan, no join. Filters the facts do
+not hold (recipient, sender, group, triggering or context properties) read the sent messages joined
+with their `delivery_status` instead (engine.sent_messages).
 """
 
 from __future__ import annotations
@@ -63,14 +67,8 @@ _GROUP_KEYS: dict[str, str] = {
     "provider": "JSONExtractString(properties, 'variant', 'provider', 'type')",
     "messageState": "''",
 }
-# The same, read in the facts (engine.delivery_facts).
-_FACT_GROUP_KEYS: dict[str, str] = {
-    "journey": "journey_id",
-    "broadcast": "broadcast_id",
-    "messageTemplate": "template_id",
-    "channel": "channel_type",
-    "provider": "provider",
-}
+# The same, read in the facts (engine.delivery_facts), which hold the provider as a column.
+_FACT_GROUP_KEYS: dict[str, str] = {**_GROUP_KEYS, "provider": "provider"}
 _STATES: tuple[MessageState, ...] = ("sent", "delivered", "opened", "clicked", "bounced")
 
 

@@ -9,8 +9,7 @@ changes of a message telescope to P of its current mask.
 Status events land in `delivery_status_pending` as they are stored. `fold_pending_statuses` (run by
 the compute loop) turns them into change rows and cancels them. Until then, `facts_sql` ORs each
 message's pending states into its rows, so the facts read exactly what the status events say at any
-time.
-Folding twice, or after a crash between its two inserts, changes nothing: a change is computed from
+time. Folding twice, or after a crash between its two inserts, changes nothing: a change is computed from
 the message's current mask and dropped when empty. One folder at a time per workspace (the compute
 lease) is required: two concurrent folds would record the same change twice.
 """
@@ -45,7 +44,8 @@ DESCRIPTION_COLUMNS = (
     "provider",
 )
 OWNER_COLUMNS = ("user_id", "anonymous_id")
-_FACT_TYPES = {"processing_time": "DateTime64(3, 'UTC')", "hidden": "Bool"}
+_TIME = "DateTime64(3, 'UTC')"
+_FACT_TYPES = {"processing_time": _TIME, "hidden": "Bool"}
 # The pending states of each message: status events stored and not folded yet.
 _PENDING_SQL = (
     "SELECT message_key, groupBitOr(mask) AS add_mask FROM (SELECT message_key, mask"
@@ -55,7 +55,6 @@ _PENDING_SQL = (
 FOLD_BATCH = 50_000
 # Cancelled pairs past which a fold merges the pending table at once.
 COMPACT_ABOVE = 10_000
-_TIME = "DateTime64(3, 'UTC')"
 # The predicate every message satisfies.
 EVERY = "1"
 
@@ -68,10 +67,9 @@ def facts_cover(where: SentFilter) -> bool:
 
 
 def facts_sql(workspace_id: str, where: SentFilter, params: Parameters, *, with_states: bool = True) -> str:
-    """The fact rows of the workspace's sent messages matching `where` (see `facts_cover`), with the
-    change each message's pending status events are due: message_key, DESCRIPTION_COLUMNS, sent,
-    from_mask and to_mask.
-    Without `with_states`, pending changes are left out: enough to count sent messages (`EVERY`).
+    """The fact rows of the workspace's sent messages matching `where` (see `facts_cover`), each
+    message's pending states ORed into its masks: message_key, DESCRIPTION_COLUMNS, sent, from_mask and
+    to_mask. Without `with_states`, pending states are left out: enough to count sent messages (`EVERY`).
     """
     workspace = params.bind(workspace_id, "String")
     clauses = [f"workspace_id = {workspace}", "NOT hidden"]
@@ -164,9 +162,8 @@ def _fold_batch(store: EventStore, workspace_id: str, after: int) -> tuple[int, 
     # Current masks of every message pending in the snapshot's key range (a superset of it).
     narrow = " AND message_key > {after:Int128} AND message_key <= {last:UInt64}"
     pending = _PENDING_SQL.format(workspace="{workspace:String}", narrow=narrow)
-    masks = _current_masks_sql("workspace_id = {workspace:String}", pending, _CARRIED)
     # message key -> (message key, the carried columns, mask)
-    current = {int(row[0]): row for row in store.query(masks, {**bounds, "last": last})}
+    current = {int(row[0]): row for row in store.query(_current_masks_sql(pending), {**bounds, "last": last})}
     added: dict[int, int] = {}
     for key, mask, _ in snapshot:
         added[int(key)] = added.get(int(key), 0) | int(mask)
@@ -193,15 +190,15 @@ def _fold_batch(store: EventStore, workspace_id: str, after: int) -> tuple[int, 
     return len(changes), len(cancels), last if len(snapshot) == FOLD_BATCH else None
 
 
-def _current_masks_sql(matching: str, pending: str, columns: Sequence[str]) -> str:
-    """The message key, `columns` and `mask` (the states reached so far) of each matching message that
-    is pending."""
-    picked = "".join(f", any({column}) AS {column}" for column in columns)
+def _current_masks_sql(pending: str) -> str:
+    """The message key, the carried columns and `mask` (the states reached so far) of each message of
+    the workspace that is among `pending`."""
+    picked = "".join(f", any({column}) AS {column}" for column in _CARRIED)
     return (
         f"SELECT message_key{picked}, groupBitOr(to_mask) AS mask"  # noqa: S608
-        f" FROM (SELECT message_key, {', '.join(columns)}, to_mask FROM sent_message_facts"
-        f" WHERE {matching} AND message_key IN (SELECT message_key FROM ({pending})))"
-        " GROUP BY message_key"
+        f" FROM (SELECT message_key, {', '.join(_CARRIED)}, to_mask FROM sent_message_facts"
+        " WHERE workspace_id = {workspace:String}"
+        f" AND message_key IN (SELECT message_key FROM ({pending}))) GROUP BY message_key"
     )
 
 
