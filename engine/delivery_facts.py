@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.sent_messages import Parameters, SentFilter
+from engine.sent_messages import Parameters, SentFilter, filter_clauses
 from engine.storage.event_store import EventStore
 
 # The bit of each state in a mask ('sent' is every message's and has none).
@@ -72,15 +72,7 @@ def facts_sql(workspace_id: str, where: SentFilter, params: Parameters, *, with_
     to_mask. Without `with_states`, pending states are left out: enough to count sent messages (`EVERY`).
     """
     workspace = params.bind(workspace_id, "String")
-    clauses = [f"workspace_id = {workspace}", "NOT hidden"]
-    for field, column in _FILTER_COLUMNS:
-        values: Sequence[str] = getattr(where, field)
-        if values:
-            clauses.append(f"{column} IN {params.bind(list(values), 'Array(String)')}")
-    if where.start is not None:
-        clauses.append(f"processing_time >= {params.bind(where.start, _TIME)}")
-    if where.end is not None:
-        clauses.append(f"processing_time <= {params.bind(where.end, _TIME)}")
+    clauses = [f"workspace_id = {workspace}", "NOT hidden", *filter_clauses(where, params, _FILTER_COLUMNS)]
     matching = " AND ".join(clauses)
     columns = ", ".join(DESCRIPTION_COLUMNS)
     if not with_states:

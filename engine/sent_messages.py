@@ -83,26 +83,39 @@ class SentFilter:
         )
 
 
-def sent_messages_sql(workspace_id: str, where: SentFilter, params: Parameters, columns: str) -> str:
-    """``SELECT columns FROM internal_events`` narrowed to the workspace's matching sent messages."""
-    workspace = params.bind(workspace_id, "String")
-    clauses = [f"workspace_id = {workspace}", f"event = '{SENT_EVENT}'", "NOT hidden"]
-    for column, values in (
-        ("journey_id", where.journey_ids),
-        ("broadcast_id", where.broadcast_ids),
-        ("user_or_anonymous_id", where.user_ids),
-        ("channel_type", where.channels),
-        ("template_id", where.template_ids),
-        ("delivery_to", where.to),
-        ("delivery_from", where.senders),
-        ("JSONExtractString(properties, 'variant', 'provider', 'type')", where.providers),
-    ):
+# SentFilter fields matched by a column of `internal_events`, as (field, column).
+_SENT_FILTER_COLUMNS = (
+    ("journey_ids", "journey_id"),
+    ("broadcast_ids", "broadcast_id"),
+    ("user_ids", "user_or_anonymous_id"),
+    ("channels", "channel_type"),
+    ("template_ids", "template_id"),
+    ("to", "delivery_to"),
+    ("senders", "delivery_from"),
+    ("providers", "JSONExtractString(properties, 'variant', 'provider', 'type')"),
+)
+
+
+def filter_clauses(where: SentFilter, params: Parameters, columns: Sequence[tuple[str, str]]) -> list[str]:
+    """`column IN values` for each (SentFilter field, column) whose field is set, then the range of
+    `processing_time`."""
+    clauses = []
+    for field_name, column in columns:
+        values: Sequence[str] = getattr(where, field_name)
         if values:
             clauses.append(f"{column} IN {params.bind(list(values), 'Array(String)')}")
     if where.start is not None:
         clauses.append(f"processing_time >= {params.bind(where.start, _TIME)}")
     if where.end is not None:
         clauses.append(f"processing_time <= {params.bind(where.end, _TIME)}")
+    return clauses
+
+
+def sent_messages_sql(workspace_id: str, where: SentFilter, params: Parameters, columns: str) -> str:
+    """``SELECT columns FROM internal_events`` narrowed to the workspace's matching sent messages."""
+    workspace = params.bind(workspace_id, "String")
+    clauses = [f"workspace_id = {workspace}", f"event = '{SENT_EVENT}'", "NOT hidden"]
+    clauses += filter_clauses(where, params, _SENT_FILTER_COLUMNS)
     if where.group_ids:
         clauses.append(
             "user_or_anonymous_id IN (SELECT user_id FROM user_group_assignments"  # noqa: S608
