@@ -347,7 +347,8 @@ async def read_chart(request: Request, screen: Screen, *, with_summary: bool = F
     buckets = bucket_starts(window.start, window.end, window.step)
     buckets = sorted({*buckets, *(_parse_time(point["timestamp"]) for point in data["data"])})
     series = build_series(data["data"], buckets, query.groupBy, _group_labels(query.groupBy, context))
-    linked = [_with_links(screen, item, buckets, window, filters, query.groupBy) for item in series]
+    periods = _bucket_periods(buckets, window)
+    linked = [_with_links(screen, item, periods, window, filters, query.groupBy) for item in series]
     return ChartResult(query, window, context, filters, buckets, linked, summary, channel)
 
 
@@ -407,28 +408,38 @@ def _group_labels(group_by: str | None, context: ChartContext) -> dict[str, str]
     return context.names(group_by or "")
 
 
+def _bucket_periods(buckets: Sequence[datetime], window: Window) -> list[str]:
+    """The deliveries screen's time range (`period_part`) of each bucket, within the window."""
+    periods = []
+    for index, bucket in enumerate(buckets):
+        bucket_end = buckets[index + 1] if index + 1 < len(buckets) else bucket + window.step
+        start = max(bucket, window.start)
+        periods.append(period_part(start, min(bucket_end - timedelta(milliseconds=1), window.end)))
+    return periods
+
+
 def _with_links(
     screen: Screen,
     item: SeriesData,
-    buckets: Sequence[datetime],
+    periods: Sequence[str],
     window: Window,
     filters: Mapping[str, Sequence[str]],
     group_by: str | None,
 ) -> SeriesData:
-    """The series with its drill-down links: the whole range for the line, each bucket for a point.
-    A series the deliveries search cannot select (Other, messages without the grouped property, a
-    provider) has none: its link would show other messages too."""
+    """The series with its drill-down links: the whole window for the line, each bucket's period (of
+    `periods`) for a point. A series the deliveries search cannot select (Other, messages without
+    the grouped property, a provider) has none: its link would show other messages too."""
     if group_by is not None and (not item.key or group_by not in LINKED_GROUP_BY):
         return item
     link = deliveries_links(screen, filters, group_by, item.key)
-    point_hrefs: list[str | None] = []
-    for index, bucket in enumerate(buckets):
-        bucket_end = buckets[index + 1] if index + 1 < len(buckets) else bucket + window.step
-        start = max(bucket, window.start)
-        end = min(bucket_end - timedelta(milliseconds=1), window.end)
-        point_hrefs.append(link(start, end))
-    whole = link(window.start, window.end)
+    point_hrefs: list[str | None] = [link(period) for period in periods]
+    whole = link(period_part(window.start, window.end))
     return SeriesData(item.key, item.label, item.counts, item.shares, whole, point_hrefs)
+
+
+def period_part(start: datetime, end: datetime) -> str:
+    """The query part of a deliveries screen link giving its time range."""
+    return urlencode([("startDate", iso_ms(start)), ("endDate", iso_ms(end))])
 
 
 def deliveries_link(
@@ -440,16 +451,17 @@ def deliveries_link(
     end: datetime,
 ) -> str:
     """The deliveries screen showing the messages behind a series (or one of its points)."""
-    return deliveries_links(screen, filters, group_by, key)(start, end)
+    return deliveries_links(screen, filters, group_by, key)(period_part(start, end))
 
 
 def deliveries_links(
     screen: Screen, filters: Mapping[str, Sequence[str]], group_by: str | None, key: str | None
-) -> Callable[[datetime, datetime], str]:
-    """The link to the deliveries screen showing the messages behind a series in a time range, in the
-    deliveries API's parameter names. A filter the deliveries search cannot express (providers;
-    several journeys or broadcasts) is left out: the table then shows a wider set, never a narrower.
-    A message state becomes the current statuses that imply it (STATE_STATUSES)."""
+) -> Callable[[str], str]:
+    """The link to the deliveries screen showing the messages behind a series in a time range (given
+    by its `period_part`), in the deliveries API's parameter names. A filter the deliveries search
+    cannot express (providers; several journeys or broadcasts) is left out: the table then shows a
+    wider set, never a narrower. A message state becomes the current statuses that imply it
+    (STATE_STATUSES)."""
     channels = list(filters["channels"])
     templates = list(filters["templateIds"])
     journeys = list(filters["journeyIds"])
@@ -479,8 +491,8 @@ def deliveries_links(
     page = screen.page(DELIVERIES_PATH)
     rest = f"&{urlencode(pairs)}" if pairs else ""
 
-    def link(start: datetime, end: datetime) -> str:
-        return f"{page}&{urlencode([('startDate', iso_ms(start)), ('endDate', iso_ms(end))])}{rest}"
+    def link(period: str) -> str:
+        return f"{page}&{period}{rest}"
 
     return link
 

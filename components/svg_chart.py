@@ -92,8 +92,11 @@ def render_svg(chart: TimeSeriesChart, layout: Layout | None = None) -> Markup:
             f' y="{layout.margin_top + layout.plot_height / 2:.1f}" text-anchor="middle"'
             ' fill="#616e7c">No messages in this range</text>'
         )
+    # What every series shares: each bucket's x and time as its tooltip writes it.
+    xs = [_x_of(layout, position, len(chart.buckets)) for position in range(len(chart.buckets))]
+    times = [bucket.strftime("%Y-%m-%d %H:%M UTC") for bucket in chart.buckets]
     for index, series in enumerate(chart.series):
-        parts.append(_series(layout, chart, series, index, top))
+        parts.append(_series(layout, chart, series, index, top, xs, times))
     for index, series in enumerate(chart.series):
         row, column = divmod(index, columns)
         x = layout.margin_left + column * layout.legend_column_width
@@ -195,19 +198,25 @@ def _x_axis(layout: Layout, buckets: Sequence[datetime]) -> str:
 def _link_attributes(href: str | None) -> str:
     if not href:
         return ""
+    escaped = escape(href)
     return (
-        f' role="link" tabindex="0" hx-get="{escape(href)}" hx-target="body" hx-push-url="true"'
-        f' hx-trigger="click, keyup[key==&#39;Enter&#39;]" data-href="{escape(href)}" cursor="pointer"'
+        f' role="link" tabindex="0" hx-get="{escaped}" hx-target="body" hx-push-url="true"'
+        f' hx-trigger="click, keyup[key==&#39;Enter&#39;]" data-href="{escaped}" cursor="pointer"'
     )
 
 
-def _series(layout: Layout, chart: TimeSeriesChart, series: Series, index: int, top: float) -> str:
+def _series(
+    layout: Layout,
+    chart: TimeSeriesChart,
+    series: Series,
+    index: int,
+    top: float,
+    xs: Sequence[float],
+    times: Sequence[str],
+) -> str:
+    """The series' line and points, at the buckets' `xs`, with `times` in their tooltips."""
     color = PALETTE[index % len(PALETTE)]
-    count = len(chart.buckets)
-    coordinates = [
-        (_x_of(layout, position, count), _y_of(layout, value, top))
-        for position, value in enumerate(series.values[:count])
-    ]
+    coordinates = [(x, _y_of(layout, value, top)) for x, value in zip(xs, series.values, strict=False)]
     parts = [f'<g class="fg-series fg-series-{index % len(PALETTE)}" data-series="{index}">']
     if len(coordinates) > 1:
         points = " ".join(f"{x:.1f},{y:.1f}" for x, y in coordinates)
@@ -215,17 +224,14 @@ def _series(layout: Layout, chart: TimeSeriesChart, series: Series, index: int, 
             f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="2"'
             f"{_link_attributes(series.href)}><title>{escape(series.label)}</title></polyline>"
         )
-    pattern = "%Y-%m-%d %H:%M UTC"
+    label = escape(series.label)
     for position, (x, y) in enumerate(coordinates):
         value = series.values[position]
         href = series.point_hrefs[position] if position < len(series.point_hrefs) else None
-        tooltip = (
-            f"{series.label} · {chart.buckets[position].strftime(pattern)}: "
-            f"{format_value(value, chart.percent)}"
-        )
+        tooltip = f"{label} · {times[position]}: {format_value(value, chart.percent)}"
         parts.append(
             f'<circle class="fg-point" cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{color}"'
-            f' data-value="{value:g}"{_link_attributes(href)}><title>{escape(tooltip)}</title></circle>'
+            f' data-value="{value:g}"{_link_attributes(href)}><title>{tooltip}</title></circle>'
         )
     parts.append("</g>")
     return "".join(parts)

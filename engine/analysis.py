@@ -18,7 +18,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from engine.delivery_facts import EVERY, both_sql, count_sql, facts_cover, facts_sql, reached_sql
+from engine.delivery_facts import (
+    EVERY,
+    both_sql,
+    count_sql,
+    facts_cover,
+    facts_sql,
+    has_pending_states,
+    reached_sql,
+)
 from engine.resources import iso_ms
 from engine.sent_messages import (
     MESSAGE_KEY,
@@ -67,8 +75,14 @@ _GROUP_KEYS: dict[str, str] = {
     "provider": "JSONExtractString(properties, 'variant', 'provider', 'type')",
     "messageState": "''",
 }
-# The same, read in the facts (engine.delivery_facts), which hold the provider as a column.
-_FACT_GROUP_KEYS: dict[str, str] = {**_GROUP_KEYS, "provider": "provider"}
+# The same, read in the facts (engine.delivery_facts): their columns.
+_FACT_GROUP_KEYS: dict[str, str] = {
+    "journey": "journey_id",
+    "broadcast": "broadcast_id",
+    "messageTemplate": "template_id",
+    "channel": "channel_type",
+    "provider": "provider",
+}
 _STATES: tuple[MessageState, ...] = ("sent", "delivered", "opened", "clicked", "bounced")
 
 
@@ -102,7 +116,10 @@ def chart_data(
     resolved = resolve_granularity(granularity, where.sent.start, where.sent.end)
     length, unit = GRANULARITIES[resolved]
     if facts_cover(where.sent):
-        data = _chart_from_facts(store, workspace_id, where, f"INTERVAL {length} {unit}", group_by)
+        interval = f"INTERVAL {length} {unit}"
+        data = _chart_from_facts(
+            store, workspace_id, where, interval, group_by, by_hours=unit in ("HOUR", "DAY")
+        )
         return {"data": data, "granularity": resolved}
     group_key = _GROUP_KEYS[group_by] if group_by else "''"
     columns = f"message_id, processing_time, {group_key} AS group_key"
@@ -116,7 +133,8 @@ def chart_data(
         " GROUP BY bucket, state_or_group ORDER BY bucket, state_or_group",
         params.values,
     )
-    return {"data": [_point(*row) for row in rows], "granularity": resolved}
+    data = [_point(iso_ms(as_utc(moment)), key, count) for moment, key, count in rows]
+    return {"data": data, "granularity": resolved}
 
 
 def summary(
@@ -166,7 +184,8 @@ def _summary_from_facts(
     alone and zeros."""
     params = Parameters()
     keep = reached_sql(where.message_states)
-    rows = facts_sql(workspace_id, where.sent, params, with_states=not sent_only or keep != EVERY)
+    with_states = (not sent_only or keep != EVERY) and has_pending_states(store, workspace_id)
+    rows = facts_sql(workspace_id, where.sent, params, (), with_states=with_states, by_hours=True)
     [totals] = store.query(
         f"SELECT {count_sql(keep) if sent_only else _cascade_sql(keep)} FROM ({rows})",  # noqa: S608
         params.values,
@@ -185,12 +204,21 @@ def _cascade_sql(keep: str) -> str:
 
 
 def _chart_from_facts(
-    store: EventStore, workspace_id: str, where: AnalysisFilter, interval: str, group_by: GroupBy | None
+    store: EventStore,
+    workspace_id: str,
+    where: AnalysisFilter,
+    interval: str,
+    group_by: GroupBy | None,
+    *,
+    by_hours: bool,
 ) -> list[dict[str, Any]]:
     params = Parameters()
     keep = reached_sql(where.message_states)
     by_state = group_by == "messageState"
-    rows = facts_sql(workspace_id, where.sent, params, with_states=by_state or keep != EVERY)
+    with_states = (by_state or keep != EVERY) and has_pending_states(store, workspace_id)
+    group_key = _FACT_GROUP_KEYS.get(group_by or "")  # none by message state
+    columns = ("processing_time", group_key) if group_key else ("processing_time",)
+    rows = facts_sql(workspace_id, where.sent, params, columns, with_states=with_states, by_hours=by_hours)
     bucket = f"toStartOfInterval(processing_time, {interval}) AS bucket"
     if by_state:
         # The state of each count, in the order of their names (as the cohort's query sorts them).
@@ -200,23 +228,25 @@ def _chart_from_facts(
             f"SELECT {bucket}, {counts} FROM ({rows}) GROUP BY bucket ORDER BY bucket",  # noqa: S608
             params.values,
         )
-        points = [
-            (moment, state, count)
+        points: list[tuple[str, str, int]] = [
+            (stamp, state, count)
             for moment, *numbers in per_bucket
+            for stamp in (iso_ms(as_utc(moment)),)
             for state, count in zip(states, numbers, strict=True)
         ]
     else:
-        group_key = _FACT_GROUP_KEYS[group_by] if group_by else "''"
-        points = store.query(
-            f"SELECT {bucket}, {group_key} AS group_key, {count_sql(keep)} AS count FROM ({rows})"  # noqa: S608
+        key = group_key or "''"
+        per_group = store.query(
+            f"SELECT {bucket}, {key} AS group_key, {count_sql(keep)} AS count FROM ({rows})"  # noqa: S608
             " GROUP BY bucket, group_key HAVING count > 0 ORDER BY bucket, group_key",
             params.values,
         )
-    return [_point(moment, key, count) for moment, key, count in points if count > 0]
+        points = [(iso_ms(as_utc(moment)), group, count) for moment, group, count in per_group]
+    return [_point(stamp, key, count) for stamp, key, count in points if count > 0]
 
 
-def _point(bucket: datetime, group_key: str, count: int) -> dict[str, Any]:
-    point: dict[str, Any] = {"timestamp": iso_ms(as_utc(bucket)), "count": int(count)}
+def _point(stamp: str, group_key: str, count: int) -> dict[str, Any]:
+    point: dict[str, Any] = {"timestamp": stamp, "count": int(count)}
     if group_key:
         point["groupKey"] = point["groupLabel"] = group_key
     return point
@@ -248,7 +278,9 @@ def journeys_node_counts(
     if not journey_ids:
         return {}
     params = Parameters()
-    facts = facts_sql(workspace_id, SentFilter(journey_ids=journey_ids, start=start, end=end), params)
+    where = SentFilter(journey_ids=journey_ids, start=start, end=end)
+    with_states = has_pending_states(store, workspace_id)
+    facts = facts_sql(workspace_id, where, params, ("journey_id", "node_id"), with_states=with_states)
     rows = store.query(
         f"SELECT journey_id, node_id, {_cascade_sql(EVERY)} FROM ({facts})"  # noqa: S608
         " WHERE node_id != '' GROUP BY journey_id, node_id ORDER BY journey_id, node_id",

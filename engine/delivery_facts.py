@@ -7,18 +7,24 @@ whose states satisfy a predicate P is then ``sum(P(to_mask) - (sent = 0 AND P(fr
 changes of a message telescope to P of its current mask.
 
 Status events land in `delivery_status_pending` as they are stored. `fold_pending_statuses` (run by
-the compute loop) turns them into change rows and cancels them. Until then, `facts_sql` ORs each
-message's pending states into its rows, so the facts read exactly what the status events say at any
-time. Folding twice, or after a crash between its two inserts, changes nothing: a change is computed from
+the compute loop) turns them into change rows and cancels them. Until then, `facts_sql` counts each
+message with pending states once more with them ORed into its masks, and once less without, so the
+facts read exactly what the status events say at any time; only those messages are joined.
+Folding twice, or after a crash between its two inserts, changes nothing: a change is computed from
 the message's current mask and dropped when empty. One folder at a time per workspace (the compute
 lease) is required: two concurrent folds would record the same change twice.
+
+ClickHouse also keeps the rows counted per hour (a projection): analysis by whole hours with no
+narrower filter than channels and providers reads those counts instead of every row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import timedelta
 
-from engine.sent_messages import Parameters, SentFilter, filter_clauses
+from engine.sent_messages import Parameters, SentFilter, as_utc, filter_clauses
 from engine.storage.event_store import EventStore
 
 # The bit of each state in a mask ('sent' is every message's and has none).
@@ -44,6 +50,10 @@ DESCRIPTION_COLUMNS = (
     "provider",
 )
 OWNER_COLUMNS = ("user_id", "anonymous_id")
+# The dimensions the hourly counts keep (the projection `hourly` of migration 7).
+HOURLY_COLUMNS = ("channel_type", "provider")
+# What tells the state changes of fact rows apart.
+_STATE_KEYS = "sent, from_mask, to_mask"
 _TIME = "DateTime64(3, 'UTC')"
 _FACT_TYPES = {"processing_time": _TIME, "hidden": "Bool"}
 # The pending states of each message: status events stored and not folded yet.
@@ -66,38 +76,105 @@ def facts_cover(where: SentFilter) -> bool:
     )
 
 
-def facts_sql(workspace_id: str, where: SentFilter, params: Parameters, *, with_states: bool = True) -> str:
-    """The fact rows of the workspace's sent messages matching `where` (see `facts_cover`), each
-    message's pending states ORed into its masks: message_key, DESCRIPTION_COLUMNS, sent, from_mask and
-    to_mask. Without `with_states`, pending states are left out: enough to count sent messages (`EVERY`).
+def facts_sql(
+    workspace_id: str,
+    where: SentFilter,
+    params: Parameters,
+    columns: Sequence[str],
+    *,
+    with_states: bool = True,
+    by_hours: bool = False,
+) -> str:
+    """Weighted fact rows of the workspace's sent messages matching `where` (see `facts_cover`):
+    `columns` (of DESCRIPTION_COLUMNS), sent, from_mask, to_mask and `weight`, the number of rows each
+    stands for. Counts over them are exact with the messages' pending states ORed into their masks.
+    Without `with_states` those are left out: right when only sent messages are counted (`EVERY`) or
+    nothing is pending (`has_pending_states`).
+
+    With `by_hours` (the caller buckets processing_time by whole hours, or reads none), the rows of
+    whole hours may be read from their hourly counts, processing_time then the start of the hour.
     """
     workspace = params.bind(workspace_id, "String")
-    clauses = [f"workspace_id = {workspace}", "NOT hidden", *filter_clauses(where, params, _FILTER_COLUMNS)]
-    matching = " AND ".join(clauses)
-    columns = ", ".join(DESCRIPTION_COLUMNS)
-    if not with_states:
-        return (
-            f"SELECT message_key, {columns}, sent, from_mask, to_mask"  # noqa: S608
-            f" FROM sent_message_facts WHERE {matching}"
+    ours = [f"workspace_id = {workspace}", "NOT hidden"]
+    matching = " AND ".join([*ours, *filter_clauses(where, params, _FILTER_COLUMNS)])
+    selected = ", ".join([*columns, "sent", "from_mask", "to_mask"])
+    parts = [f"SELECT {selected}, toInt64(1) AS weight FROM sent_message_facts WHERE {matching}"]  # noqa: S608
+    if by_hours and _hourly_cover(where, columns):
+        first, last = _whole_hours(where, params)
+        # ClickHouse reads the hourly projection for a query over the table grouping by its keys.
+        keys = ", ".join([*(column for column in columns if column != "processing_time"), _STATE_KEYS])
+        narrowed = filter_clauses(replace(where, start=None, end=None), params, _FILTER_COLUMNS)
+        hours = " AND ".join([*ours, *narrowed, *_within("toStartOfHour(processing_time)", first, last)])
+        parts = [
+            f"{parts[0]} AND NOT ({' AND '.join(_within('processing_time', first, last))})",
+            f"SELECT {selected.replace('processing_time', 'hour AS processing_time')},"  # noqa: S608
+            f" toInt64(rows) AS weight FROM (SELECT toStartOfHour(processing_time) AS hour, {keys},"
+            f" count() AS rows FROM sent_message_facts WHERE {hours} GROUP BY hour, {keys})",
+        ]
+    if with_states:
+        # A message with pending states counts again with them, less once without: its changes then
+        # telescope to P of its current mask with them. Only those messages are read twice.
+        pending = _PENDING_SQL.format(workspace=workspace, narrow="")
+        qualified = "".join(f"f.{column} AS {column}, " for column in columns)
+        parts.append(
+            f"SELECT {selected.replace('from_mask, to_mask', 'change.1 AS from_mask, change.2 AS to_mask')},"  # noqa: S608
+            f" change.3 AS weight FROM (SELECT {qualified}f.sent AS sent, arrayJoin(["
+            "(bitOr(f.from_mask, p.add_mask), bitOr(f.to_mask, p.add_mask), toInt64(1)),"
+            " (f.from_mask, f.to_mask, toInt64(-1))]) AS change"
+            f" FROM sent_message_facts AS f INNER JOIN ({pending}) AS p ON p.message_key = f.message_key"
+            f" WHERE {matching} AND f.message_key IN (SELECT message_key FROM ({pending})))"
         )
-    # OR-ing the pending states into every row of a message keeps its changes telescoping, now to P
-    # of its current mask with them.
-    pending = _PENDING_SQL.format(workspace=workspace, narrow="")
-    return (
-        f"SELECT f.message_key AS message_key, {columns}, sent,"  # noqa: S608
-        " bitOr(from_mask, p.add_mask) AS from_mask, bitOr(to_mask, p.add_mask) AS to_mask"
-        f" FROM (SELECT message_key, {columns}, sent, from_mask, to_mask FROM sent_message_facts"
-        f" WHERE {matching}) AS f LEFT ANY JOIN ({pending}) AS p ON p.message_key = f.message_key"
+    return " UNION ALL ".join(parts)
+
+
+def _hourly_cover(where: SentFilter, columns: Sequence[str]) -> bool:
+    """Whether the hourly counts hold `columns` and every filter of `where` but the range."""
+    narrower = (field for field, column in _FILTER_COLUMNS if column not in HOURLY_COLUMNS)
+    held = set(columns) <= {"processing_time", *HOURLY_COLUMNS}
+    return held and facts_cover(where) and not any(getattr(where, field) for field in narrower)
+
+
+def has_pending_states(store: EventStore, workspace_id: str) -> bool:
+    """Whether any status event of the workspace waits to be folded (`facts_sql`'s `with_states`)."""
+    pending = store.query(
+        "SELECT 1 FROM delivery_status_pending WHERE workspace_id = {workspace:String}"
+        " GROUP BY message_key, mask HAVING sum(pending) > 0 LIMIT 1",
+        {"workspace": workspace_id},
     )
+    return bool(pending)
+
+
+def _whole_hours(where: SentFilter, params: Parameters) -> tuple[str | None, str | None]:
+    """The first and the end of the whole hours in the range (bound; None: unbounded)."""
+    first = last = None
+    if where.start is not None:
+        start = as_utc(where.start)
+        hour = start.replace(minute=0, second=0, microsecond=0)
+        first = params.bind(hour if hour == start else hour + timedelta(hours=1), _TIME)
+    if where.end is not None:
+        # The range holds its end: the hour it starts is not whole.
+        last = params.bind(as_utc(where.end).replace(minute=0, second=0, microsecond=0), _TIME)
+    return first, last
+
+
+def _within(moment: str, first: str | None, last: str | None) -> list[str]:
+    """Clauses keeping `moment` in [first, last)."""
+    clauses = []
+    if first is not None:
+        clauses.append(f"{moment} >= {first}")
+    if last is not None:
+        clauses.append(f"{moment} < {last}")
+    return clauses or ["1"]
 
 
 def count_sql(predicate: str) -> str:
-    """The number of messages among fact rows whose states satisfy `predicate` (see `reached_sql`)."""
+    """The number of messages among weighted fact rows whose states satisfy `predicate` (see
+    `reached_sql`)."""
     if predicate == EVERY:
-        return "sum(toInt64(sent))"
+        return "sum(weight * sent)"
     after = predicate.format(mask="to_mask")
     before = predicate.format(mask="from_mask")
-    return f"sum(toInt64({after}) - toInt64(sent = 0 AND {before}))"
+    return f"sum(weight * (toInt64({after}) - toInt64(sent = 0 AND {before})))"
 
 
 def reached_sql(states: Sequence[str]) -> str:
@@ -150,6 +227,10 @@ def _fold_batch(store: EventStore, workspace_id: str, after: int) -> tuple[int, 
     )
     if not snapshot:
         return 0, 0, None
+    full = len(snapshot) == FOLD_BATCH
+    if full:
+        # The limit may have cut the last message's states: it goes whole into the next batch.
+        snapshot = [row for row in snapshot if row[0] != snapshot[-1][0]]
     last = int(snapshot[-1][0])
     # Current masks of every message pending in the snapshot's key range (a superset of it).
     narrow = " AND message_key > {after:Int128} AND message_key <= {last:UInt64}"
@@ -179,7 +260,7 @@ def _fold_batch(store: EventStore, workspace_id: str, after: int) -> tuple[int, 
         ("workspace_id", "message_key", "mask", *OWNER_COLUMNS, "pending"),
         ("String", "UInt64", "UInt8", "String", "String", "Int64"),
     )
-    return len(changes), len(cancels), last if len(snapshot) == FOLD_BATCH else None
+    return len(changes), len(cancels), last if full else None
 
 
 def _current_masks_sql(pending: str) -> str:

@@ -9,14 +9,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine import delivery_facts
 from engine.analysis import AnalysisFilter, MessageState, chart_data, journeys_node_counts, summary
-from engine.delivery_facts import fold_pending_statuses
+from engine.delivery_facts import facts_sql, fold_pending_statuses
 from engine.events import EVENT_COLUMN_TYPES, EVENT_COLUMNS, build_rows
-from engine.sent_messages import SentFilter
+from engine.sent_messages import Parameters, SentFilter
 from engine.storage.event_store import EventStore
 from engine.users import delete_users
 
@@ -221,7 +223,7 @@ def test_deleting_a_user_takes_their_messages_out_of_analysis(
     for message, user in ((kept, "ada"), (gone, "bob"), (gone_later, "bob")):
         send(event_store, workspace_id, message, user=user)
         report(event_store, workspace_id, message, "DFEmailOpened", copy=0, user=user)
-    fold_pending_statuses(event_store, workspace_id)  # m-1 and m-2 folded, m-3's status pending
+    fold_pending_statuses(event_store, workspace_id)
     report(event_store, workspace_id, gone_later, "DFEmailClicked", copy=0, user="bob")
 
     with sessions.begin() as session:
@@ -233,3 +235,105 @@ def test_deleting_a_user_takes_their_messages_out_of_analysis(
         " WHERE workspace_id = {w:String} GROUP BY message_key, mask HAVING sum(pending) != 0)",
         {"w": workspace_id},
     ) == [(0,)]
+
+
+def test_a_fold_in_batches_takes_every_state_of_a_message_in_one_batch(
+    event_store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery_facts, "FOLD_BATCH", 3)  # every batch boundary cuts a message
+    workspace_id = str(uuid.uuid4())
+    messages = [Message(f"m-{i}", i, "Email", "n-1") for i in range(4)]
+    for message in messages:
+        send(event_store, workspace_id, message)
+        for status in ("DFEmailDelivered", "DFEmailOpened"):
+            report(event_store, workspace_id, message, status, copy=0)
+
+    fold_pending_statuses(event_store, workspace_id)
+
+    assert event_store.query(
+        "SELECT count() FROM (SELECT message_key, mask FROM delivery_status_pending"
+        " WHERE workspace_id = {w:String} GROUP BY message_key, mask HAVING sum(pending) != 0)",
+        {"w": workspace_id},
+    ) == [(0,)]
+    assert_analysis_matches(event_store, workspace_id, dict.fromkeys(messages, {"delivered", "opened"}))
+
+
+# Ranges over the five hours from START: whole hours, edges within hours, an end on the hour, none.
+RANGES = (
+    (START, START + timedelta(hours=5)),
+    (START + timedelta(minutes=10), START + timedelta(hours=4, minutes=50)),
+    (START + timedelta(minutes=30), START + timedelta(hours=2)),
+    (START + timedelta(hours=1, minutes=5), START + timedelta(hours=1, minutes=40)),
+    (None, None),
+)
+
+
+@pytest.mark.parametrize(("start", "end"), RANGES)
+def test_whole_hours_are_counted_from_the_hourly_counts_exactly(
+    event_store: EventStore, sessions: sessionmaker[Session], start: datetime | None, end: datetime | None
+) -> None:
+    workspace_id = str(uuid.uuid4())
+    # Every 25 minutes from START: on the hour, within hours and on the last range's end.
+    messages = [Message(f"m-{i}", 25 * i, "Sms" if i % 3 == 0 else "Email", f"n-{i % 2}") for i in range(13)]
+    reached: dict[Message, set[str]] = {}
+    for i, message in enumerate(messages):
+        user = "bob" if i % 4 == 1 else "ada"
+        send(event_store, workspace_id, message, user=user)
+        first = "DFSmsDelivered" if message.channel == "Sms" else "DFEmailOpened"
+        report(event_store, workspace_id, message, first, copy=0, user=user)
+        if user == "ada":
+            reached[message] = set(STATUSES[first])
+    fold_pending_statuses(event_store, workspace_id)
+    for message in messages[::2]:  # left pending
+        later = "DFSmsFailed" if message.channel == "Sms" else "DFEmailClicked"
+        report(event_store, workspace_id, message, later, copy=0, user="ada" if message in reached else "bob")
+        if message in reached:
+            reached[message] |= STATUSES[later]
+    with sessions.begin() as session:
+        delete_users(session, event_store, workspace_id, ["bob"])
+    stored = {
+        message: states | {"sent"}
+        for message, states in reached.items()
+        if (start is None or START + timedelta(minutes=message.minute) >= start)
+        and (end is None or START + timedelta(minutes=message.minute) <= end)
+    }
+    where = AnalysisFilter(SentFilter(start=start, end=end))
+
+    if start is not None and end is not None:
+        points = chart_data(event_store, workspace_id, where, granularity="1hour", group_by="messageState")
+        per_hour: dict[tuple[int, str], int] = {}
+        for message, states in stored.items():
+            for state in states:
+                key = (10 + message.minute // 60, state)
+                per_hour[key] = per_hour.get(key, 0) + 1
+        assert {(int(p["timestamp"][11:13]), p["groupKey"]): p["count"] for p in points["data"]} == per_hour
+        by_channel = chart_data(event_store, workspace_id, where, granularity="1day", group_by="channel")
+        channels = {p["groupKey"]: p["count"] for p in by_channel["data"]}
+        assert channels == {c: n for c in ("Email", "Sms") if (n := sum(m.channel == c for m in stored))}
+    email = summary(event_store, workspace_id, where, channel="Email")["summary"]
+    emails = [states for message, states in stored.items() if message.channel == "Email"]
+    assert (email["sent"], email["opens"], email["clicks"]) == (
+        len(emails),
+        sum("opened" in states for states in emails),
+        sum("clicked" in states for states in emails),
+    )
+    sms = summary(event_store, workspace_id, where, channel="Sms")["summary"]
+    texts = [states for message, states in stored.items() if message.channel == "Sms"]
+    assert (sms["sent"], sms["deliveries"], sms["bounces"]) == (
+        len(texts),
+        sum("delivered" in states for states in texts),
+        sum("bounced" in states for states in texts),
+    )
+
+
+def test_a_range_holding_a_whole_hour_reads_the_hourly_counts(event_store: EventStore) -> None:
+    send(event_store, "w-1", Message("m-1", 70, "Email", "n-1"))
+    params = Parameters()
+    where = SentFilter(
+        start=START + timedelta(minutes=10), end=START + timedelta(hours=2), channels=["Email"]
+    )
+    sql = facts_sql("w-1", where, params, ("processing_time", "channel_type"), by_hours=True)
+
+    plan = "\n".join(row[0] for row in event_store.query(f"EXPLAIN projections = 1 {sql}", params.values))
+
+    assert "ReadFromMergeTree (hourly)" in plan
