@@ -270,8 +270,13 @@ RANGES = (
 
 @pytest.mark.parametrize(("start", "end"), RANGES)
 def test_whole_hours_are_counted_from_the_hourly_counts_exactly(
-    event_store: EventStore, sessions: sessionmaker[Session], start: datetime | None, end: datetime | None
+    event_store: EventStore,
+    sessions: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+    start: datetime | None,
+    end: datetime | None,
 ) -> None:
+    monkeypatch.setattr(delivery_facts, "HOURLY_ABOVE", timedelta(0))  # read them for any range
     workspace_id = str(uuid.uuid4())
     # Every 25 minutes from START: on the hour, within hours and on the last range's end.
     messages = [Message(f"m-{i}", 25 * i, "Sms" if i % 3 == 0 else "Email", f"n-{i % 2}") for i in range(13)]
@@ -326,7 +331,10 @@ def test_whole_hours_are_counted_from_the_hourly_counts_exactly(
     )
 
 
-def test_a_range_holding_a_whole_hour_reads_the_hourly_counts(event_store: EventStore) -> None:
+def test_a_range_holding_a_whole_hour_reads_the_hourly_counts(
+    event_store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery_facts, "HOURLY_ABOVE", timedelta(hours=1))
     send(event_store, "w-1", Message("m-1", 70, "Email", "n-1"))
     params = Parameters()
     where = SentFilter(
