@@ -46,7 +46,6 @@ from components.analysis_series import (
     Option,
     SeriesData,
     Window,
-    csv_cell,
     deliveries_link,
     granularity_step,
     read_chart,
@@ -59,6 +58,7 @@ from engine.component_configurations import (
 )
 from engine.messaging.providers.registry import EMAIL_PROVIDERS, PUSH_PROVIDERS, SMS_PROVIDERS
 from engine.resources import iso_ms
+from engine.spreadsheet_cells import inert_cell
 
 # -- handlers ----------------------------------------------------------------------------------------
 
@@ -100,8 +100,8 @@ async def download_chart(request: Request, screen: Screen) -> Response:
             writer.writerow(
                 [
                     iso_ms(bucket),
-                    csv_cell(item.key or ""),
-                    csv_cell(item.label),
+                    inert_cell(item.key or ""),
+                    inert_cell(item.label),
                     item.counts[position],
                     f"{item.shares[position]:.2f}",
                 ]

@@ -499,8 +499,3 @@ def deliveries_links(
 
 def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def csv_cell(text: str) -> str:
-    """A cell a spreadsheet will not run as a formula (labels are user-chosen names)."""
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -30,6 +30,7 @@ from engine.sent_messages import (
     sent_messages_sql,
     with_latest_status_sql,
 )
+from engine.spreadsheet_cells import inert_row
 from engine.storage.event_store import EventStore
 
 SortBy = Literal["sentAt", "status", "from", "to"]
@@ -125,19 +126,21 @@ def deliveries_csv(
     for item in items:
         variant = item.get("variant")
         writer.writerow(
-            [
-                item["sentAt"],
-                item["updatedAt"],
-                item.get("journeyId") or "",
-                item.get("broadcastId") or "",
-                item["userId"],
-                "true" if item.get("isAnonymous") else "false",
-                item["originMessageId"],
-                item.get("triggeringMessageId") or "",
-                item.get("templateId") or "",
-                item["status"],
-                "" if variant is None else json.dumps(variant, separators=(",", ":"), ensure_ascii=False),
-            ]
+            inert_row(
+                [
+                    item["sentAt"],
+                    item["updatedAt"],
+                    item.get("journeyId") or "",
+                    item.get("broadcastId") or "",
+                    item["userId"],
+                    "true" if item.get("isAnonymous") else "false",
+                    item["originMessageId"],
+                    item.get("triggeringMessageId") or "",
+                    item.get("templateId") or "",
+                    item["status"],
+                    "" if variant is None else json.dumps(variant, separators=(",", ":"), ensure_ascii=False),
+                ]
+            )
         )
     # fast-csv, upstream's writer, ends the last row without a newline.
     return out.getvalue().removesuffix("\n")

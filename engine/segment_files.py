@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.errors import InvalidInput
+from engine.spreadsheet_cells import inert_row
 from engine.storage.event_store import EventStore
 from engine.storage.resource_models import Segment, SubscriptionGroup, UserProperty
 
@@ -105,8 +106,10 @@ def segment_assignments_csv(session: Session, store: EventStore, workspace_id: s
         name, group_name = segments[segment_id]
         known = identifiers.get(user_id, {})
         lines.append(
-            [name, segment_id, user_id, "true" if in_segment else "false", group_name]
-            + [known.get(column, "") for column in IDENTIFIER_PROPERTIES]
+            inert_row(
+                [name, segment_id, user_id, "true" if in_segment else "false", group_name]
+                + [known.get(column, "") for column in IDENTIFIER_PROPERTIES]
+            )
         )
     lines.sort(key=lambda line: (line[0], line[2]))
     out = io.StringIO()

@@ -4,6 +4,8 @@ sorted, paged and downloaded, over DF events written through the app."""
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import json
 import re
 import uuid
@@ -242,6 +244,19 @@ def test_csv_download(events: DeliveryEvents) -> None:
         "2026-03-01T10:01:00.000Z,2026-03-01T10:05:00.000Z,j-1,,ada,false,m-email,trig-1,t-email,"
         f'DFEmailOpened,"{email}"',
     ]  # fmt: skip
+
+
+def test_csv_cells_never_run_as_spreadsheet_formulas(client: TestClient) -> None:
+    events = DeliveryEvents(client, str(uuid.uuid4()))
+    events.sent("+m-1", '=HYPERLINK("http://evil.test")', at("10:01:00"), template="@t", variant=EMAIL)
+
+    [row] = list(
+        csv.reader(io.StringIO(deliveries_csv(events.store, events.workspace_id, DeliveryFilter())))
+    )[1:]
+
+    user, message, template = row[4], row[6], row[8]
+    assert (user, message, template) == ('\'=HYPERLINK("http://evil.test")', "'+m-1", "'@t")
+    assert row[0] == "2026-03-01T10:01:00.000Z"  # other cells as they were
 
 
 def forget_migrations_from(event_store: EventStore, table: str) -> int:

@@ -4,6 +4,8 @@ child's key kept out of its siblings' segments."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import uuid
 from datetime import UTC, datetime
@@ -294,13 +296,7 @@ def test_download_lists_current_assignments(
     api = _api(client, parent, tenant)
     vip = api.put(name="VIP", definition=TRAIT)
     beta = api.put(name="Beta, early", definition=TRAIT)
-    email = next(
-        p["id"]
-        for p in client.get(
-            "/api/admin/user-properties", params={"workspaceId": tenant.id}, headers=api.headers
-        ).json()["userProperties"]
-        if p["name"] == "email"
-    )
+    email = _property_id(client, api, tenant, "email")
     internal = next(
         s
         for s in api.get(resourceType="Internal").json()["segments"]
@@ -338,6 +334,32 @@ def test_download_lists_current_assignments(
         f"VIP,{vip['id']},u2,false,,,,",
         f"{internal['name']},{internal['id']},u1,false,Tenant A - Email,ann@example.com,,",
     ]
+
+
+def test_download_cells_never_run_as_spreadsheet_formulas(
+    client: TestClient, parent: ParentAccount, tenant: Tenant
+) -> None:
+    api = _api(client, parent, tenant)
+    sneaky = api.put(name='=HYPERLINK("http://evil.test")', definition=TRAIT)
+    email = _property_id(client, api, tenant, "email")
+    write_assignments(
+        client.app.state.event_store,  # type: ignore[attr-defined]
+        [
+            Assignment.of_segment(tenant.id, sneaky["id"], "-u9", True),
+            Assignment.of_property(tenant.id, email, "-u9", "@SUM(A1)"),
+        ],
+        at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+    rows = list(csv.reader(io.StringIO(api.get("/download").text)))
+
+    assert ['\'=HYPERLINK("http://evil.test")', sneaky["id"], "'-u9", "true", "", "'@SUM(A1)", "", ""] in rows
+
+
+def _property_id(client: TestClient, api: Api, tenant: Tenant, name: str) -> str:
+    listed = client.get("/api/admin/user-properties", params={"workspaceId": tenant.id}, headers=api.headers)
+    property_id: str = next(p["id"] for p in listed.json()["userProperties"] if p["name"] == name)
+    return property_id
 
 
 def _email_group(client: TestClient, api: Api, tenant: Tenant) -> str:

@@ -1,0 +1,31 @@
+"""CSV cells a spreadsheet opens as text (engine.spreadsheet_cells)."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.spreadsheet_cells import inert_cell, inert_row
+
+
+@pytest.mark.parametrize(
+    ("text", "cell"),
+    [
+        ("=1+1", "'=1+1"),
+        ("+1", "'+1"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        ("ada@example.com", "ada@example.com"),
+        ("a=b", "a=b"),
+        ("2026-03-01T10:01:00.000Z", "2026-03-01T10:01:00.000Z"),
+        ('{"type":"Email"}', '{"type":"Email"}'),
+        ("", ""),
+    ],
+)
+def test_a_cell_a_spreadsheet_would_run_is_led_by_a_quote(text: str, cell: str) -> None:
+    assert inert_cell(text) == cell
+
+
+def test_a_row_is_made_inert_cell_by_cell() -> None:
+    assert inert_row(["=x", "y", "-z"]) == ["'=x", "y", "'-z"]
