@@ -1,17 +1,34 @@
 """Searching a workspace's events for the admin API (Dittofeed §6.7): filters, newest first, paged by
-offset, with the total count. A parent workspace sees its children's events.
+offset, with the total count, or downloaded as CSV. A parent workspace sees its children's events.
 
 Every filter becomes a bound ``{name:Type}`` parameter; nothing from the request is pasted into SQL.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from engine.spreadsheet_cells import inert_row
 from engine.storage.event_store import EventStore
+
+# Dittofeed's columns for `events/download`, and how many rows one download holds at most.
+DOWNLOAD_COLUMNS = (
+    "messageId",
+    "eventType",
+    "event",
+    "userId",
+    "anonymousId",
+    "processingTime",
+    "eventTime",
+    "traits",
+    "properties",
+)
+MAX_DOWNLOAD_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -43,9 +60,59 @@ def search_events(
     store: EventStore, where: EventFilter, *, offset: int, limit: int, include_context: bool = False
 ) -> EventPage:
     """One page of matching events, newest processing time first, and how many match in all."""
+    rows = _matching_events(store, where, offset=offset, limit=limit, include_context=include_context)
+    clause, parameters = _where(where)
+    [(count,)] = store.query(f"SELECT count() FROM user_events_v2 WHERE {clause}", parameters)  # noqa: S608
+    return EventPage([_event_json(row, include_context) for row in rows], int(count))
+
+
+def events_csv(store: EventStore, where: EventFilter) -> str:
+    """The first MAX_DOWNLOAD_ROWS matching events, newest first, as CSV in DOWNLOAD_COLUMNS (what
+    Dittofeed's `events/download` writes)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(DOWNLOAD_COLUMNS)
+    for row in _matching_events(store, where, offset=0, limit=MAX_DOWNLOAD_ROWS, include_context=False):
+        (
+            message_id,
+            event_type,
+            event,
+            user_id,
+            anonymous_id,
+            processing_time,
+            event_time,
+            traits,
+            properties,
+        ) = row
+        writer.writerow(
+            inert_row(
+                [
+                    message_id,
+                    event_type,
+                    event,
+                    user_id,
+                    anonymous_id,
+                    format_clickhouse_time(processing_time),
+                    format_clickhouse_time(event_time),
+                    traits,
+                    properties,
+                ]
+            )
+        )
+    # fast-csv, upstream's writer, ends the last row without a newline.
+    return out.getvalue().removesuffix("\n")
+
+
+def download_file_name(today: datetime) -> str:
+    return f"events-{today:%Y-%m-%d}.csv"
+
+
+def _matching_events(
+    store: EventStore, where: EventFilter, *, offset: int, limit: int, include_context: bool
+) -> list[tuple[Any, ...]]:
     clause, parameters = _where(where)
     context = ", JSONExtractRaw(message_raw, 'context') AS context" if include_context else ""
-    rows = store.query(
+    return store.query(
         "SELECT message_id, toString(event_type), event, user_id, anonymous_id, processing_time, event_time,"  # noqa: S608
         f" JSONExtractRaw(message_raw, 'traits'), JSONExtractRaw(message_raw, 'properties'){context}"
         f" FROM user_events_v2 WHERE {clause}"
@@ -53,8 +120,6 @@ def search_events(
         " LIMIT {limit:UInt32} OFFSET {offset:UInt64}",
         {**parameters, "limit": limit, "offset": offset},
     )
-    [(count,)] = store.query(f"SELECT count() FROM user_events_v2 WHERE {clause}", parameters)  # noqa: S608
-    return EventPage([_event_json(row, include_context) for row in rows], int(count))
 
 
 def list_trait_keys(store: EventStore, workspace_ids: Sequence[str], *, limit: int = 500) -> list[str]:

@@ -206,6 +206,9 @@ MOUNTED: dict[tuple[str, str], Operation] = {
     ),
     # events
     ("GET", "/events"): describe_read("Search events", events.GetEventsQuery, "A page of events."),
+    ("GET", "/events/download"): describe_read(
+        "Download events as CSV", events.DownloadEventsQuery, "A CSV file.", media="text/csv"
+    ),
     ("GET", "/events/traits"): describe_read(
         "Trait keys seen", None, "`{traits}`.", params=(WORKSPACE_PARAM,)
     ),

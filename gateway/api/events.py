@@ -1,17 +1,26 @@
-"""`GET /api/admin/events`: search a workspace's events (Dittofeed §6.7), authorised by an admin key."""
+"""`GET /api/admin/events`: search a workspace's events or download them as CSV (Dittofeed §6.7),
+authorised by an admin key."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import partial
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.event_search import EventFilter, list_event_property_keys, list_trait_keys, search_events
+from engine.event_search import (
+    EventFilter,
+    download_file_name,
+    events_csv,
+    list_event_property_keys,
+    list_trait_keys,
+    search_events,
+)
 from engine.workspaces import event_workspace_ids
 from gateway.admin_auth import authorize_target
 from gateway.deps import Authorize, in_transaction
@@ -26,14 +35,12 @@ def _storable_ms(epoch_ms: float | None) -> int | None:
     return None if epoch_ms is None else int(min(epoch_ms, LAST_STORABLE_MS))
 
 
-class GetEventsQuery(BaseModel):
+class DownloadEventsQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     workspaceId: str | None = None
     searchTerm: str | None = None
     userId: str | None = None
-    offset: int = Field(0, ge=0)
-    limit: int = Field(100, ge=1, le=10_000)
     messageId: list[str] = []
     startDate: float | None = Field(None, ge=0, description="epoch milliseconds, on processing time")
     endDate: float | None = Field(None, ge=0, description="epoch milliseconds, on processing time")
@@ -41,24 +48,34 @@ class GetEventsQuery(BaseModel):
     broadcastId: str | None = None
     journeyId: str | None = None
     eventType: Literal["identify", "track", "page", "screen", "group", "alias"] | None = None
+
+    def event_filter(self, workspace_ids: list[str]) -> EventFilter:
+        return EventFilter(
+            workspace_ids=workspace_ids,
+            search_term=self.searchTerm,
+            user_id=self.userId,
+            message_ids=self.messageId,
+            start_ms=_storable_ms(self.startDate),
+            end_ms=_storable_ms(self.endDate),
+            events=self.event,
+            broadcast_id=self.broadcastId,
+            journey_id=self.journeyId,
+            event_type=self.eventType,
+        )
+
+
+class GetEventsQuery(DownloadEventsQuery):
+    offset: int = Field(0, ge=0)
+    limit: int = Field(100, ge=1, le=10_000)
     includeContext: bool = False
 
 
+_ARRAYS = frozenset({"messageId", "event"})
+
+
 async def get_events(request: Request, authorize: Authorize) -> JSONResponse:
-    query = read_query(request, GetEventsQuery, arrays=frozenset({"messageId", "event"}))
-    workspace_ids = await _authorized_workspaces(request, authorize)
-    where = EventFilter(
-        workspace_ids=workspace_ids,
-        search_term=query.searchTerm,
-        user_id=query.userId,
-        message_ids=query.messageId,
-        start_ms=_storable_ms(query.startDate),
-        end_ms=_storable_ms(query.endDate),
-        events=query.event,
-        broadcast_id=query.broadcastId,
-        journey_id=query.journeyId,
-        event_type=query.eventType,
-    )
+    query = read_query(request, GetEventsQuery, arrays=_ARRAYS)
+    where = query.event_filter(await _authorized_workspaces(request, authorize))
     page = await run_in_threadpool(
         search_events,
         request.app.state.event_store,
@@ -68,6 +85,16 @@ async def get_events(request: Request, authorize: Authorize) -> JSONResponse:
         include_context=query.includeContext,
     )
     return JSONResponse(page.to_json())
+
+
+async def download_events(request: Request, authorize: Authorize) -> Response:
+    query = read_query(request, DownloadEventsQuery, arrays=_ARRAYS)
+    where = query.event_filter(await _authorized_workspaces(request, authorize))
+    content = await run_in_threadpool(events_csv, request.app.state.event_store, where)
+    file_name = download_file_name(datetime.now(UTC))
+    return Response(
+        content, media_type="text/csv", headers={"Content-Disposition": f"attachment; filename={file_name}"}
+    )
 
 
 async def get_traits(request: Request, authorize: Authorize) -> JSONResponse:
@@ -96,6 +123,12 @@ def event_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Route]
     return [
         Route(prefix, search, methods=["GET"], name=f"{name}:list"),
         Route(f"{prefix}/", search, methods=["GET"], name=f"{name}:list/"),
+        Route(
+            f"{prefix}/download",
+            partial(download_events, authorize=authorize),
+            methods=["GET"],
+            name=f"{name}:download",
+        ),
         Route(
             f"{prefix}/traits",
             partial(get_traits, authorize=authorize),

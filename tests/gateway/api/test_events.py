@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -200,6 +203,66 @@ def test_a_childs_key_cannot_read_a_sibling(
         headers={"authorization": f"Bearer {sibling_key}"},
     )
     assert (response.status_code, response.json()) == (401, {"message": "API key not valid"})
+
+
+def test_download_is_a_csv_of_the_filtered_events_in_dittofeeds_columns(
+    client: TestClient, parent: ParentAccount, history: Tenant
+) -> None:
+    headers = {"authorization": f"Bearer {parent.admin_key}"}
+    before = datetime.now(UTC).strftime("%Y-%m-%d")
+    response = client.get(
+        "/api/admin/events/download", params={"workspaceId": history.id, "userId": "ann"}, headers=headers
+    )
+    after = datetime.now(UTC).strftime("%Y-%m-%d")
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["content-disposition"] in {
+        f"attachment; filename=events-{day}.csv" for day in (before, after)
+    }
+    assert not response.text.endswith("\n")
+    header, *rows = csv.reader(io.StringIO(response.text))
+    assert header == [
+        "messageId", "eventType", "event", "userId", "anonymousId", "processingTime", "eventTime", "traits",
+        "properties",
+    ]  # fmt: skip
+    assert [row[:5] for row in rows] == [
+        ["m2", "track", "ORDER_PLACED", "ann", ""],
+        ["m1", "identify", "", "ann", ""],
+    ]
+    assert [row[7:] for row in rows] == [["", '{"total":5}'], ['{"plan":"pro"}', ""]]
+    listed = _events(client, parent, workspaceId=history.id, userId="ann")["events"]
+    assert [row[5:7] for row in rows] == [[e["processingTime"], e["eventTime"]] for e in listed]
+
+
+def test_download_cells_never_run_as_spreadsheet_formulas(
+    client: TestClient, parent: ParentAccount, tenant: Tenant
+) -> None:
+    _send(client, tenant, "track", {"userId": "=1+1", "messageId": "@m", "event": "-E"})
+    response = client.get(
+        "/api/admin/events/download",
+        params={"workspaceId": tenant.id},
+        headers={"authorization": f"Bearer {parent.admin_key}"},
+    )
+    [row] = list(csv.reader(io.StringIO(response.text)))[1:]
+    assert row[:4] == ["'@m", "track", "'-E", "'=1+1"]
+
+
+def test_download_refuses_bad_filters_and_other_tenants(
+    client: TestClient, parent: ParentAccount, history: Tenant
+) -> None:
+    url = "/api/admin/events/download"
+    bad = client.get(
+        url,
+        params={"workspaceId": history.id, "startDate": "yesterday"},
+        headers={"authorization": f"Bearer {parent.admin_key}"},
+    )
+    assert bad.status_code == 400 and bad.json()["message"].startswith("querystring/startDate")
+    sibling_key = admin_key_for(client, parent.put_child("Sibling", "sib").id)
+    theirs = client.get(
+        url, params={"workspaceId": history.id}, headers={"authorization": f"Bearer {sibling_key}"}
+    )
+    assert (theirs.status_code, theirs.json()) == (401, {"message": "API key not valid"})
 
 
 def test_trait_and_property_discovery(client: TestClient, parent: ParentAccount, history: Tenant) -> None:

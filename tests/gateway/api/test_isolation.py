@@ -23,6 +23,9 @@ def _auth(key: str) -> dict[str, str]:
 
 ADMIN_CALLS: dict[str, AdminCall] = {
     "GET events": lambda c, key, w: c.get("/api/admin/events", params={"workspaceId": w}, headers=_auth(key)),
+    "GET events/download": lambda c, key, w: c.get(
+        "/api/admin/events/download", params={"workspaceId": w}, headers=_auth(key)
+    ),
     "GET events/traits": lambda c, key, w: c.get(
         "/api/admin/events/traits", params={"workspaceId": w}, headers=_auth(key)
     ),
