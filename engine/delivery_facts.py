@@ -14,8 +14,9 @@ Folding twice, or after a crash between its two inserts, changes nothing: a chan
 the message's current mask and dropped when empty. One folder at a time per workspace (the compute
 lease) is required: two concurrent folds would record the same change twice.
 
-ClickHouse also keeps the rows counted per hour (a projection): analysis by whole hours with no
-narrower filter than channels and providers reads those counts instead of every row.
+ClickHouse also keeps the rows counted per hour (a projection): analysis over more than a week, by
+whole hours and with no narrower filter than channels and providers, reads those counts instead of
+every row.
 """
 
 from __future__ import annotations
