@@ -6,9 +6,10 @@ filters. Each message carries flags delivered / opened / clicked / bounced from 
 any time. Unlike upstream, the `messageStates` filter is honoured: only messages that reached one of
 the given states are counted.
 
-Counts come from the analysis facts (engine.delivery_facts): one scan, no join. Filters the facts do
-not hold (recipient, sender, group, triggering or context properties) read the sent messages joined
-with their `delivery_status` instead (engine.sent_messages).
+Counts come from the analysis facts (engine.delivery_facts): one sum over their rows (and, for long
+ranges, their hourly counts), joining only the messages whose status events are not folded yet.
+Filters the facts do not hold (recipient, sender, group, triggering or context properties) read the
+sent messages joined with their `delivery_status` instead (engine.sent_messages).
 """
 
 from __future__ import annotations
