@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import csv
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +28,7 @@ from engine.sent_messages import (
     sent_messages_sql,
     with_latest_status_sql,
 )
-from engine.spreadsheet_cells import inert_row
+from engine.spreadsheet_cells import csv_download
 from engine.storage.event_store import EventStore
 
 SortBy = Literal["sentAt", "status", "from", "to"]
@@ -120,30 +118,24 @@ def deliveries_csv(
 ) -> str:
     """The first `MAX_DOWNLOAD_ROWS` deliveries as CSV, in `CSV_COLUMNS`."""
     items = _deliveries(store, workspace_id, where, sort, limit=MAX_DOWNLOAD_ROWS, offset=0)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for item in items:
-        variant = item.get("variant")
-        writer.writerow(
-            inert_row(
-                [
-                    item["sentAt"],
-                    item["updatedAt"],
-                    item.get("journeyId") or "",
-                    item.get("broadcastId") or "",
-                    item["userId"],
-                    "true" if item.get("isAnonymous") else "false",
-                    item["originMessageId"],
-                    item.get("triggeringMessageId") or "",
-                    item.get("templateId") or "",
-                    item["status"],
-                    "" if variant is None else json.dumps(variant, separators=(",", ":"), ensure_ascii=False),
-                ]
-            )
-        )
-    # fast-csv, upstream's writer, ends the last row without a newline.
-    return out.getvalue().removesuffix("\n")
+    return csv_download(CSV_COLUMNS, [_csv_row(item) for item in items])
+
+
+def _csv_row(item: dict[str, Any]) -> list[str]:
+    variant = item.get("variant")
+    return [
+        item["sentAt"],
+        item["updatedAt"],
+        item.get("journeyId") or "",
+        item.get("broadcastId") or "",
+        item["userId"],
+        "true" if item.get("isAnonymous") else "false",
+        item["originMessageId"],
+        item.get("triggeringMessageId") or "",
+        item.get("templateId") or "",
+        item["status"],
+        "" if variant is None else json.dumps(variant, separators=(",", ":"), ensure_ascii=False),
+    ]
 
 
 def download_file_name(today: datetime) -> str:

@@ -6,14 +6,12 @@ Every filter becomes a bound ``{name:Type}`` parameter; nothing from the request
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.spreadsheet_cells import inert_row
+from engine.spreadsheet_cells import csv_download
 from engine.storage.event_store import EventStore
 
 # Dittofeed's columns for `events/download`, and how many rows one download holds at most.
@@ -69,38 +67,20 @@ def search_events(
 def events_csv(store: EventStore, where: EventFilter) -> str:
     """The first MAX_DOWNLOAD_ROWS matching events, newest first, as CSV in DOWNLOAD_COLUMNS (what
     Dittofeed's `events/download` writes)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(DOWNLOAD_COLUMNS)
-    for row in _matching_events(store, where, offset=0, limit=MAX_DOWNLOAD_ROWS, include_context=False):
-        (
-            message_id,
-            event_type,
-            event,
-            user_id,
-            anonymous_id,
-            processing_time,
-            event_time,
-            traits,
-            properties,
-        ) = row
-        writer.writerow(
-            inert_row(
-                [
-                    message_id,
-                    event_type,
-                    event,
-                    user_id,
-                    anonymous_id,
-                    format_clickhouse_time(processing_time),
-                    format_clickhouse_time(event_time),
-                    traits,
-                    properties,
-                ]
-            )
-        )
-    # fast-csv, upstream's writer, ends the last row without a newline.
-    return out.getvalue().removesuffix("\n")
+    rows = _matching_events(store, where, offset=0, limit=MAX_DOWNLOAD_ROWS, include_context=False)
+    return csv_download(DOWNLOAD_COLUMNS, [_csv_row(row) for row in rows])
+
+
+def _csv_row(row: tuple[Any, ...]) -> list[str]:
+    """A row of `_matching_events` in DOWNLOAD_COLUMNS: its times written as ClickHouse writes them."""
+    *named, processing_time, event_time, traits, properties = row  # message id, type, event, user ids
+    return [
+        *named,
+        format_clickhouse_time(processing_time),
+        format_clickhouse_time(event_time),
+        traits,
+        properties,
+    ]
 
 
 def download_file_name(today: datetime) -> str:

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.errors import InvalidInput
-from engine.spreadsheet_cells import inert_row
+from engine.spreadsheet_cells import csv_download
 from engine.storage.event_store import EventStore
 from engine.storage.resource_models import Segment, SubscriptionGroup, UserProperty
 
@@ -106,18 +106,11 @@ def segment_assignments_csv(session: Session, store: EventStore, workspace_id: s
         name, group_name = segments[segment_id]
         known = identifiers.get(user_id, {})
         lines.append(
-            inert_row(
-                [name, segment_id, user_id, "true" if in_segment else "false", group_name]
-                + [known.get(column, "") for column in IDENTIFIER_PROPERTIES]
-            )
+            [name, segment_id, user_id, "true" if in_segment else "false", group_name]
+            + [known.get(column, "") for column in IDENTIFIER_PROPERTIES]
         )
     lines.sort(key=lambda line: (line[0], line[2]))
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*DOWNLOAD_COLUMNS, *IDENTIFIER_PROPERTIES])
-    writer.writerows(lines)
-    # fast-csv, upstream's writer, ends the last row without a newline.
-    return out.getvalue().removesuffix("\n")
+    return csv_download([*DOWNLOAD_COLUMNS, *IDENTIFIER_PROPERTIES], lines)
 
 
 def _user_identifiers(session: Session, store: EventStore, workspace_id: str) -> dict[str, dict[str, str]]:

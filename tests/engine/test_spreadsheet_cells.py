@@ -1,10 +1,10 @@
-"""CSV cells a spreadsheet opens as text (engine.spreadsheet_cells)."""
+"""CSV downloads a spreadsheet opens as text (engine.spreadsheet_cells)."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.spreadsheet_cells import inert_cell, inert_row
+from engine.spreadsheet_cells import csv_download, inert_cell
 
 
 @pytest.mark.parametrize(
@@ -27,5 +27,7 @@ def test_a_cell_a_spreadsheet_would_run_is_led_by_a_quote(text: str, cell: str) 
     assert inert_cell(text) == cell
 
 
-def test_a_row_is_made_inert_cell_by_cell() -> None:
-    assert inert_row(["=x", "y", "-z"]) == ["'=x", "y", "'-z"]
+def test_a_download_is_dittofeeds_csv_with_every_cell_inert() -> None:
+    rows = [["=x", "a,b"], ["y", '-say "hi"']]
+
+    assert csv_download(["first", "second"], rows) == 'first,second\n\'=x,"a,b"\ny,"\'-say ""hi"""'
