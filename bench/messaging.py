@@ -130,7 +130,7 @@ def send_all(
     for start in range(0, len(users), batch):
         with sessions() as session:
             results = batch_send(
-                session, services, store, writer.accept, workspace, options, users[start : start + batch]
+                session, services, store, writer, workspace, options, users[start : start + batch]
             )
         succeeded += sum(result["type"] == "Success" for result in results)
     writer.sync()

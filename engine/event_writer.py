@@ -64,6 +64,8 @@ class _Pending:
     # Set on rows committed to the ingest log: the commit's sequence number, and when it was made.
     sequence: int | None = None
     committed_at: float = 0.0
+    # On a commit: the acceptances it holds.
+    parts: Sequence[_Pending] = ()
 
     def finish(self) -> None:
         self.done.set()
@@ -125,6 +127,9 @@ class EventWriter:
         # With a log: acceptances waiting for their commit, rows committed but not stored yet, the
         # last commit stored, and whether files of an earlier process are still being stored.
         self._to_commit: deque[_Pending] = deque()
+        # Acceptances not stored yet, wherever they are (waiting, being committed, queued, written):
+        # what `sync_messages` looks through.
+        self._unstored: dict[_Pending, None] = {}
         self._backlog_rows = 0
         self._stored_sequence = 0
         self._replaying = log is not None and bool(log.earlier_files)
@@ -157,6 +162,22 @@ class EventWriter:
         """
         if rows:
             self._wait(self._enqueue(_Pending(rows), self._accepting_queue()))
+
+    def sync_messages(self, workspace_id: str, message_ids: Iterable[str]) -> None:
+        """Return once every accepted row of the workspace with one of these messageIds is in the
+        store: at once when none waits, where `sync` would wait for every row accepted before.
+
+        :raises Unavailable: the store has not taken them in time.
+        """
+        wanted = set(message_ids)
+        with self._condition:
+            waiting = self._replaying or any(
+                row.workspace_id == workspace_id and row.message_id in wanted
+                for pending in self._unstored
+                for row in pending.rows
+            )
+        if waiting:
+            self.sync()
 
     async def accept_async(self, rows: Sequence[EventRow]) -> None:
         """`accept` for a coroutine: it waits without holding a thread, so the number of requests
@@ -217,6 +238,8 @@ class EventWriter:
             if queue is self._pending:
                 pending.stamp = self._stamp()
                 self._flush_requested = True  # its caller waits until the store has the rows
+            else:
+                self._unstored[pending] = None
             queue.append(pending)
             self._condition.notify_all()
         return pending
@@ -269,12 +292,20 @@ class EventWriter:
                 sequence = log.append(rows)
             except Unavailable as error:
                 logger.warning("%d event(s) not written to the ingest log: %s", len(rows), error)
-                for item in batch:
-                    item.error = error
+                with self._condition:
+                    for item in batch:
+                        item.error = error
+                        self._unstored.pop(item, None)
             else:
                 with self._condition:
                     self._pending.append(
-                        _Pending(rows, stamp=self._stamp(), sequence=sequence, committed_at=time.monotonic())
+                        _Pending(
+                            rows,
+                            stamp=self._stamp(),
+                            sequence=sequence,
+                            committed_at=time.monotonic(),
+                            parts=batch,
+                        )
                     )
                     self._backlog_rows += len(rows)
                     self._condition.notify_all()
@@ -360,6 +391,9 @@ class EventWriter:
         with self._condition:
             self._stored_sequence = sequence
             self._backlog_rows -= sum(len(item.rows) for item in committed)
+            for item in committed:
+                for part in item.parts:
+                    self._unstored.pop(part, None)
             self._condition.notify_all()
 
     def _requeue_committed(self, batch: list[_Pending]) -> list[_Pending]:

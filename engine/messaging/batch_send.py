@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.events import EventRow
+from engine.event_writer import EventWriter
 from engine.messaging.recipients import load_user_properties
 from engine.messaging.send import (
     BAD_CONFIGURATION,
@@ -36,7 +36,6 @@ from engine.storage.event_store import EventStore
 from engine.storage.models import utcnow
 from engine.storage.resource_models import SubscriptionGroup
 
-WriteEvents = Callable[[Sequence[EventRow]], object]
 PREVIEW_USER_ID = "123-preview"
 _RESULT_EVENTS = (SENT, FAILURE, BAD_CONFIGURATION, SKIPPED)
 
@@ -61,16 +60,20 @@ def _answer(user_id: str, message_id: str, result: SendResult) -> dict[str, Any]
 
 
 def _recorded_results(
-    store: EventStore, workspace_id: str, message_ids: Sequence[str]
+    store: EventStore, writer: EventWriter, workspace_id: str, message_ids: Sequence[str]
 ) -> dict[str, SendResult]:
     if not message_ids:
         return {}
+    # Waits only for results of these messages still on their way to the store, not for every event
+    # acknowledged before (the previous batch's, still being stored while this one renders).
+    writer.sync_messages(workspace_id, message_ids)
     # The cheap lookup path: hundreds of ids are bound as one parameter, not escaped one by one.
     rows = store.select_json(
         "SELECT message_id, event, JSONExtractRaw(properties, 'variant') FROM internal_events"
         " WHERE workspace_id = {workspace:String} AND message_id IN {ids:Array(String)}"
         " AND event IN {events:Array(String)}",
         {"workspace": workspace_id, "ids": list(message_ids), "events": list(_RESULT_EVENTS)},
+        read_own_writes=False,
     )
     return {
         str(message_id): SendResult(str(event), json.loads(variant or "{}"))
@@ -82,7 +85,7 @@ def batch_send(
     session: Session,
     services: SendServices,
     store: EventStore,
-    write_events: WriteEvents,
+    writer: EventWriter,
     workspace_id: str,
     options: SendOptions,
     users: Sequence[BatchUser],
@@ -99,7 +102,7 @@ def batch_send(
     plan = prepare_message(session, services, workspace_id, options)
     message_ids = [user.message_id or str(uuid.uuid4()) for user in users]
     recorded = _recorded_results(
-        store, workspace_id, [m for u, m in zip(users, message_ids, strict=True) if u.message_id]
+        store, writer, workspace_id, [m for u, m in zip(users, message_ids, strict=True) if u.message_id]
     )
     user_ids = [user.id for user in users]
     stored = load_user_properties(session, workspace_id, user_ids)
@@ -136,7 +139,7 @@ def batch_send(
                     context=merged_context,
                 )
             )
-    write_events(rows)
+    writer.accept(rows)
     return answers
 
 

@@ -154,10 +154,16 @@ class EventStore:
             result = self._client.query(sql, parameters=dict(parameters or {}))
             return [tuple(row) for row in result.result_rows]
 
-    def select_json(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[list[Any]]:
+    def select_json(
+        self, sql: str, parameters: Mapping[str, Any] | None = None, *, read_own_writes: bool = True
+    ) -> list[list[Any]]:
         """Like `query`, but each value comes back as ClickHouse writes it in JSON (strings, numbers,
-        lists), with no conversion to Python types: the cheap path for lookups on the write path."""
-        self._pass_read_barrier()
+        lists), with no conversion to Python types: the cheap path for lookups on the write path.
+
+        Without `read_own_writes` it does not wait at the read barrier: for a caller that has waited
+        for the rows it reads already (`EventWriter.sync_messages`)."""
+        if read_own_writes:
+            self._pass_read_barrier()
         if self._handles is None:
             with _translate_errors():
                 raw: bytes = self._client.raw_query(

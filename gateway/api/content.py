@@ -267,7 +267,7 @@ def content_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
                 session,
                 request.app.state.send_services,
                 request.app.state.event_store,
-                request.app.state.event_writer.accept,
+                request.app.state.event_writer,
                 workspace.id,
                 options,
                 users,

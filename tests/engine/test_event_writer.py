@@ -343,3 +343,41 @@ def test_acknowledged_rows_wait_to_be_stored_until_someone_needs_them(
     finally:
         writer.close()
     assert [m for _, m, _ in _stored(other_store)] == ["m1", "m2", "m3", "m4"]
+
+
+def test_waiting_for_some_messages_waits_only_for_theirs(
+    event_store: EventStore, other_store: EventStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sender looking up earlier results of its messageIds waits for those alone: acknowledged rows
+    of other messages (or of the same ids in another workspace) keep lingering."""
+    monkeypatch.setattr(event_writer, "LINGER_SECONDS", 3600.0)
+    writer = EventWriter(event_store, log=IngestLog(tmp_path))
+    try:
+        writer.accept(_rows("w1", _track("m1")))
+        writer.sync_messages("w1", ["m2"])
+        writer.sync_messages("w2", ["m1"])
+        assert _stored(other_store) == []
+
+        writer.sync_messages("w1", ["m2", "m1"])
+        assert [m for _, m, _ in _stored(other_store)] == ["m1"]
+        writer.accept(_rows("w1", _track("m2")))
+        writer.sync_messages("w1", ["m1"])  # stored already: nothing to wait for
+        assert [m for _, m, _ in _stored(other_store)] == ["m1"]
+    finally:
+        writer.close()
+
+
+def test_waiting_for_messages_waits_for_rows_an_earlier_process_left_in_the_log(
+    event_store: EventStore, other_store: EventStore, tmp_path: Path
+) -> None:
+    first = EventWriter(event_store, log=IngestLog(tmp_path))
+    _take_table_away(other_store)
+    first.accept(_rows("w1", _track("m1")))
+    first.close()  # the store refuses: m1 is only in the log
+    second = EventWriter(event_store, log=IngestLog(tmp_path))
+    try:
+        _bring_table_back(other_store)
+        second.sync_messages("w1", ["m1"])
+        assert [m for _, m, _ in _stored(other_store)] == ["m1"]
+    finally:
+        second.close()
