@@ -67,12 +67,18 @@ def _recorded_results(
     # Waits only for results of these messages still on their way to the store, not for every event
     # acknowledged before (the previous batch's, still being stored while this one renders).
     writer.sync_messages(workspace_id, message_ids)
-    # The cheap lookup path: hundreds of ids are bound as one parameter, not escaped one by one.
+    # The cheap lookup path: hundreds of ids travel as one JSON text, which ClickHouse parses faster
+    # than an Array(String) of as many elements.
     rows = store.select_json(
         "SELECT message_id, event, JSONExtractRaw(properties, 'variant') FROM internal_events"
-        " WHERE workspace_id = {workspace:String} AND message_id IN {ids:Array(String)}"
+        " WHERE workspace_id = {workspace:String}"
+        " AND message_id IN JSONExtract({ids:String}, 'Array(String)')"
         " AND event IN {events:Array(String)}",
-        {"workspace": workspace_id, "ids": list(message_ids), "events": list(_RESULT_EVENTS)},
+        {
+            "workspace": workspace_id,
+            "ids": json.dumps(list(message_ids), ensure_ascii=False),
+            "events": list(_RESULT_EVENTS),
+        },
         read_own_writes=False,
     )
     return {

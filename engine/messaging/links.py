@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 from engine.bootstrap import SUBSCRIPTION_SECRET_NAME
 
@@ -29,11 +30,13 @@ VIEW_IN_BROWSER_PATH = "/api/public/view-in-browser"
 # Byte-for-byte JSON.stringify of a flat string object: insertion order, no whitespace, non-ASCII left
 # as is (UTF-8), so hashes made by Dittofeed verify here and vice versa. One encoder for every message.
 _STRINGIFY = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# What quote_plus leaves as is.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 
 
 def _hmac_hex(key: str, value: Mapping[str, str]) -> str:
     payload = _STRINGIFY.encode(value)
-    return hmac.new(key.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key.encode(), payload.encode(), hashlib.sha256).hex()
 
 
 def subscription_hash(
@@ -85,7 +88,13 @@ def _subscription_params(context: RenderContext) -> dict[str, str] | None:
 
 
 def _url(base_url: str, path: str, params: Mapping[str, str]) -> str:
-    return f"{base_url.rstrip('/')}{path}?{urlencode(params)}"
+    # As urlencode writes it; values made only of unreserved characters (ids, hashes) need no quoting,
+    # and skipping it halves the cost of building a link, which every email's headers do.
+    query = "&".join(
+        f"{name}={value if _UNRESERVED.fullmatch(value) else quote_plus(value)}"
+        for name, value in params.items()
+    )
+    return f"{base_url.rstrip('/')}{path}?{query}"
 
 
 def unsubscribe_url(context: RenderContext) -> str:

@@ -131,19 +131,39 @@ def markdown(value: object, *, environment: Environment) -> str:
     return Markup(str(renderer.render(text)))
 
 
+# Filters that never iterate a value (a range is read as its "start..end" text) and return a number or
+# a string no longer than their input or arguments: bounding them guards nothing, and they are the
+# filters most templates call most (a message's arithmetic, casing and defaults).
+_SCALAR_FILTERS = frozenset(
+    {"abs", "at_least", "at_most", "capitalize", "ceil", "default", "divided_by", "downcase", "floor"}
+    | {"minus", "modulo", "plus", "round", "size", "times", "upcase"}
+)
+
+
+def _check_ranges(*args: object) -> None:
+    for arg in args:
+        if isinstance(arg, range) and len(arg) > LOOP_ITERATION_LIMIT:
+            raise LiquidError(
+                f"range of {len(arg)} items is over the limit of {LOOP_ITERATION_LIMIT}", token=None
+            )
+
+
+def _check_output(result: object) -> None:
+    if isinstance(result, str) and len(result) > OUTPUT_LIMIT:
+        raise OutputStreamLimitError("output stream limit reached", token=None)
+
+
 def _bounded(func: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a filter so a huge range cannot be materialised and no filter result outgrows the output."""
 
     @functools.wraps(func)
     def bounded(*args: Any, **kwargs: Any) -> Any:
-        for arg in (*args, *kwargs.values()):
-            if isinstance(arg, range) and len(arg) > LOOP_ITERATION_LIMIT:
-                raise LiquidError(
-                    f"range of {len(arg)} items is over the limit of {LOOP_ITERATION_LIMIT}", token=None
-                )
+        # Filters run several times per message: the common case (no range) costs one scan of the args.
+        if range in map(type, args) or (kwargs and range in map(type, kwargs.values())):
+            _check_ranges(*args, *kwargs.values())
         result = func(*args, **kwargs)
-        if isinstance(result, str) and len(result) > OUTPUT_LIMIT:
-            raise OutputStreamLimitError("output stream limit reached", token=None)
+        if type(result) is not str or len(result) > OUTPUT_LIMIT:
+            _check_output(result)
         return result
 
     # Class-based filters keep these flags on the class, where functools.wraps does not look.
@@ -163,7 +183,8 @@ def _make_environment(*, autoescape: bool) -> Environment:
     env.add_filter("markdown", markdown)
     env.add_filter("json", JSON())
     for name, func in list(env.filters.items()):
-        env.filters[name] = _bounded(func)
+        if name not in _SCALAR_FILTERS:
+            env.filters[name] = _bounded(func)
     return env
 
 

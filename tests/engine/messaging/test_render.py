@@ -380,6 +380,14 @@ def test_filters_cannot_materialise_huge_ranges() -> None:
     assert "range of 100000000 items is over the limit" in render_error("{{ (1..100000000) | join: ',' }}")
 
 
+def test_scalar_filters_read_a_huge_range_without_materialising_it() -> None:
+    huge = "(1..100000000000)"
+    assert render(f"{{{{ {huge} | size }}}}") == "100000000000"
+    assert "100000000001" in render(f"{{{{ {huge} | upcase }}}}")  # the range's text, not its items
+    assert render(f"{{{{ nothing | default: {huge} }}}}") == "1..100000000000"
+    assert render(f"{{{{ 'abc' | default: {huge} | capitalize }}}}") == "Abc"
+
+
 def test_nesting_is_limited() -> None:
     source = "{% if true %}" * 40 + "x" + "{% endif %}" * 40
     assert "nesting" in render_error(source)
