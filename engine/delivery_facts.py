@@ -7,7 +7,8 @@ whose states satisfy a predicate P is then ``sum(P(to_mask) - (sent = 0 AND P(fr
 changes of a message telescope to P of its current mask.
 
 Status events land in `delivery_status_pending` as they are stored. `fold_pending_statuses` (run by
-the compute loop) turns them into change rows and cancels them. Until then, `facts_sql` counts each
+the compute loop) turns them into change rows and cancels them (those of a message still unknown a
+day after they were stored, it drops). Until then, `facts_sql` counts each
 message with pending states once more with them ORed into its masks, and once less without, so the
 facts read exactly what the status events say at any time; only those messages are joined.
 Folding twice, or after a crash between its two inserts, changes nothing: a change is computed from
@@ -66,6 +67,9 @@ _PENDING_SQL = (
     " GROUP BY message_key, mask HAVING sum(pending) > 0) GROUP BY message_key"
 )
 FOLD_BATCH = 50_000
+# How long status events of a message that was never stored stay pending (a provider's webhook shared
+# with another sender, say): until they are dropped, every analysis query joins them.
+ORPHANS_AFTER = timedelta(days=1)
 # Cancelled pairs past which a fold merges the pending table at once.
 COMPACT_ABOVE = 10_000
 # The predicate every message satisfies.
@@ -206,14 +210,16 @@ def both_sql(first: str, second: str) -> str:
     return f"({first} AND {second})"
 
 
-def fold_pending_statuses(store: EventStore, workspace_id: str) -> int:
+def fold_pending_statuses(
+    store: EventStore, workspace_id: str, *, orphans_after: timedelta = ORPHANS_AFTER
+) -> int:
     """Record the changes the workspace's pending status events make to their messages' masks, and
     cancel those events; return how many changes were recorded. Status events whose sent message is
-    not stored yet stay pending."""
+    not stored yet stay pending, until they have been stored `orphans_after`: then they are dropped."""
     recorded = cancelled = 0
     after: int | None = -1
     while after is not None:
-        changes, cancels, after = _fold_batch(store, workspace_id, after)
+        changes, cancels, after = _fold_batch(store, workspace_id, after, orphans_after)
         recorded += changes
         cancelled += cancels
     if cancelled >= COMPACT_ABOVE:
@@ -223,16 +229,22 @@ def fold_pending_statuses(store: EventStore, workspace_id: str) -> int:
     return recorded
 
 
-def _fold_batch(store: EventStore, workspace_id: str, after: int) -> tuple[int, int, int | None]:
+def _fold_batch(
+    store: EventStore, workspace_id: str, after: int, orphans_after: timedelta
+) -> tuple[int, int, int | None]:
     """Fold up to FOLD_BATCH pending (message, state) pairs with keys above `after`; return how many
     changes were recorded, how many pairs cancelled, and the last key when there may be more."""
     bounds = {"workspace": workspace_id, "after": after}
+    # Per pair: whether it waited long enough to be dropped if its message is unknown, and the user
+    # its status events name (the owner of a cancel that drops them).
     snapshot = store.query(
-        "SELECT message_key, mask, sum(pending) AS count FROM delivery_status_pending"  # noqa: S608
+        "SELECT message_key, mask, sum(pending) AS count,"  # noqa: S608
+        " max(stored_at) <= now() - INTERVAL {orphans:UInt32} SECOND, any(user_id), any(anonymous_id)"
+        " FROM delivery_status_pending"
         " WHERE workspace_id = {workspace:String} AND message_key > {after:Int128}"
         " GROUP BY message_key, mask HAVING count > 0"
         f" ORDER BY message_key, mask LIMIT {FOLD_BATCH}",
-        bounds,
+        {**bounds, "orphans": int(orphans_after.total_seconds())},
     )
     if not snapshot:
         return 0, 0, None
@@ -247,7 +259,7 @@ def _fold_batch(store: EventStore, workspace_id: str, after: int) -> tuple[int, 
     # message key -> (message key, the carried columns, mask)
     current = {int(row[0]): row for row in store.query(_current_masks_sql(pending), {**bounds, "last": last})}
     added: dict[int, int] = {}
-    for key, mask, _ in snapshot:
+    for key, mask, *_ in snapshot:
         added[int(key)] = added.get(int(key), 0) | int(mask)
     changes = []
     for key, mask in added.items():
@@ -255,13 +267,16 @@ def _fold_batch(store: EventStore, workspace_id: str, after: int) -> tuple[int, 
         if row is not None and int(row[-1]) | mask != int(row[-1]):
             changes.append([workspace_id, *row[:-1], 0, int(row[-1]), int(row[-1]) | mask])
     store.insert("sent_message_facts", changes, _INSERT_COLUMNS, _INSERT_TYPES)
-    # Only what was folded is cancelled: events of a message not stored yet wait for it. A cancel names
-    # the message's user, so deleting the user deletes it with the events it cancels.
+    # Only what was folded is cancelled: events of a message not stored yet wait for it, unless they
+    # waited too long. A cancel names the user, so deleting the user deletes it with the events it
+    # cancels.
     owner = slice(1 + len(DESCRIPTION_COLUMNS), 1 + len(DESCRIPTION_COLUMNS) + len(OWNER_COLUMNS))
     cancels = [
         [workspace_id, key, mask, *current[int(key)][owner], -int(count)]
-        for key, mask, count in snapshot
         if int(key) in current
+        else [workspace_id, key, mask, *orphan_owner, -int(count)]
+        for key, mask, count, orphaned, *orphan_owner in snapshot
+        if int(key) in current or orphaned
     ]
     store.insert(
         "delivery_status_pending",

@@ -328,4 +328,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         f"ALTER TABLE {{db}}.sent_message_facts ADD PROJECTION IF NOT EXISTS hourly ({_HOURLY_COUNTS})",
         "ALTER TABLE {db}.sent_message_facts MATERIALIZE PROJECTION hourly",
     ),
+    (
+        # When each pending status row was stored: a fold drops the status events of messages that are
+        # still unknown a while later (engine.delivery_facts.ORPHANS_AFTER), so that they are not
+        # pending for ever. Rows stored before this migration take its time.
+        "ALTER TABLE {db}.delivery_status_pending ADD COLUMN IF NOT EXISTS stored_at DateTime DEFAULT now()",
+        "ALTER TABLE {db}.delivery_status_pending MATERIALIZE COLUMN stored_at",
+    ),
 )
