@@ -237,8 +237,10 @@ def resolve_window(query: ChartQuery, now: datetime) -> Window:
         if end <= start:
             raise InvalidInput("querystring/endDate must be after startDate", field="querystring/endDate")
     else:
-        end = now.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
-        start = end - PRESETS[preset]
+        # Through the current hour's last millisecond: a range of whole hours, which analysis reads from
+        # ClickHouse's hourly counts alone (engine.delivery_facts), and whose hourly buckets are whole.
+        end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        start, end = end - PRESETS[preset], end - timedelta(milliseconds=1)
     granularity = analysis.resolve_granularity(query.granularity, start, end)
     step = granularity_step(granularity)
     if len(bucket_starts(start, end, step, limit=MAX_BUCKETS + 1)) > MAX_BUCKETS:

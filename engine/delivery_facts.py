@@ -59,6 +59,7 @@ _STATE_KEYS = "sent, from_mask, to_mask"
 # The range past which whole hours are read from their hourly counts.
 HOURLY_ABOVE = timedelta(days=7)
 _TIME = "DateTime64(3, 'UTC')"
+_MILLISECOND = timedelta(milliseconds=1)  # the resolution of processing_time
 _FACT_TYPES = {"processing_time": _TIME, "hidden": "Bool"}
 # The pending states of each message: status events stored and not folded yet.
 _PENDING_SQL = (
@@ -107,13 +108,15 @@ def facts_sql(
     selected = ", ".join([*columns, "sent", "from_mask", "to_mask"])
     parts = [f"SELECT {selected}, toInt64(1) AS weight FROM sent_message_facts WHERE {matching}"]  # noqa: S608
     if by_hours and _hourly_cover(where, columns) and _spans_hours(where):
-        first, last = _whole_hours(where, params)
+        first, last, edges = _whole_hours(where, params)
         # ClickHouse reads the hourly projection for a query over the table grouping by its keys.
         keys = ", ".join([*(column for column in columns if column != "processing_time"), _STATE_KEYS])
         narrowed = filter_clauses(replace(where, start=None, end=None), params, _FILTER_COLUMNS)
         hours = " AND ".join([*ours, *narrowed, *_within("toStartOfHour(processing_time)", first, last)])
+        # A range of whole hours (the screen's presets) is read from the counts alone.
+        rows = [f"{parts[0]} AND NOT ({' AND '.join(_within('processing_time', first, last))})"]
         parts = [
-            f"{parts[0]} AND NOT ({' AND '.join(_within('processing_time', first, last))})",
+            *(rows if edges else []),
             f"SELECT {selected.replace('processing_time', 'hour AS processing_time')},"  # noqa: S608
             f" toInt64(rows) AS weight FROM (SELECT toStartOfHour(processing_time) AS hour, {keys},"
             f" count() AS rows FROM sent_message_facts WHERE {hours} GROUP BY hour, {keys})",
@@ -157,17 +160,24 @@ def has_pending_states(store: EventStore, workspace_id: str) -> bool:
     return bool(pending)
 
 
-def _whole_hours(where: SentFilter, params: Parameters) -> tuple[str | None, str | None]:
-    """The first and the end of the whole hours in the range (bound; None: unbounded)."""
+def _whole_hours(where: SentFilter, params: Parameters) -> tuple[str | None, str | None, bool]:
+    """The first and the end of the whole hours in the range (bound; None: unbounded), and whether the
+    range holds anything else (partial hours at its edges)."""
     first = last = None
+    edges = False
     if where.start is not None:
         start = as_utc(where.start)
         hour = start.replace(minute=0, second=0, microsecond=0)
+        edges = hour != start
         first = params.bind(hour if hour == start else hour + timedelta(hours=1), _TIME)
     if where.end is not None:
-        # The range holds its end: the hour it starts is not whole.
-        last = params.bind(as_utc(where.end).replace(minute=0, second=0, microsecond=0), _TIME)
-    return first, last
+        # The range holds its end, to the millisecond stored: an hour is whole when the range holds its
+        # last millisecond.
+        end = as_utc(where.end)
+        hour = (end + _MILLISECOND).replace(minute=0, second=0, microsecond=0)
+        edges = edges or hour <= end
+        last = params.bind(hour, _TIME)
+    return first, last, edges
 
 
 def _within(moment: str, first: str | None, last: str | None) -> list[str]:

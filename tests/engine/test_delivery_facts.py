@@ -285,6 +285,9 @@ RANGES = (
     (START + timedelta(minutes=10), START + timedelta(hours=4, minutes=50)),
     (START + timedelta(minutes=30), START + timedelta(hours=2)),
     (START + timedelta(hours=1, minutes=5), START + timedelta(hours=1, minutes=40)),
+    # Whole hours only, up to their last millisecond (a message is on the next hour), or within it.
+    (START, START + timedelta(hours=5, milliseconds=-1)),
+    (START + timedelta(hours=1), START + timedelta(hours=5, microseconds=-500)),
     (None, None),
 )
 
@@ -359,4 +362,16 @@ def test_a_range_holding_a_whole_hour_reads_the_hourly_counts(
 
     plan = "\n".join(row[0] for row in event_store.query(f"EXPLAIN projections = 1 {sql}", params.values))
 
+    assert "ReadFromMergeTree (hourly)" in plan
+
+
+def test_a_range_of_whole_hours_reads_nothing_but_the_hourly_counts(event_store: EventStore) -> None:
+    send(event_store, "w-1", Message("m-1", 70, "Email", "n-1"))
+    params = Parameters()
+    where = SentFilter(start=START, end=START + timedelta(days=30, milliseconds=-1))
+    sql = facts_sql("w-1", where, params, ("processing_time",), with_states=False, by_hours=True)
+
+    plan = "\n".join(row[0] for row in event_store.query(f"EXPLAIN projections = 1 {sql}", params.values))
+
+    assert plan.count("ReadFromMergeTree") == 1
     assert "ReadFromMergeTree (hourly)" in plan
