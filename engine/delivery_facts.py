@@ -7,10 +7,10 @@ whose states satisfy a predicate P is then ``sum(P(to_mask) - (sent = 0 AND P(fr
 changes of a message telescope to P of its current mask.
 
 Status events land in `delivery_status_pending` as they are stored. `fold_pending_statuses` (run by
-the compute loop) turns them into change rows and cancels them (those of a message still unknown a
-day after they were stored, it drops). Until then, `facts_sql` counts each
-message with pending states once more with them ORed into its masks, and once less without, so the
-facts read exactly what the status events say at any time; only those messages are joined.
+the compute loop) turns them into change rows and cancels them; those of a message still unknown a
+day after they were stored, it drops. Until then, `facts_sql` counts each message with pending
+states once more with them ORed into its masks, and once less without, so the facts read exactly
+what the status events say at any time; only those messages are joined.
 Folding twice, or after a crash between its two inserts, changes nothing: a change is computed from
 the message's current mask and dropped when empty. One folder at a time per workspace (the compute
 lease) is required: two concurrent folds would record the same change twice.
@@ -114,9 +114,9 @@ def facts_sql(
         narrowed = filter_clauses(replace(where, start=None, end=None), params, _FILTER_COLUMNS)
         hours = " AND ".join([*ours, *narrowed, *_within("toStartOfHour(processing_time)", first, last)])
         # A range of whole hours (the screen's presets) is read from the counts alone.
-        rows = [f"{parts[0]} AND NOT ({' AND '.join(_within('processing_time', first, last))})"]
+        edge_rows = f"{parts[0]} AND NOT ({' AND '.join(_within('processing_time', first, last))})"
         parts = [
-            *(rows if edges else []),
+            *([edge_rows] if edges else []),
             f"SELECT {selected.replace('processing_time', 'hour AS processing_time')},"  # noqa: S608
             f" toInt64(rows) AS weight FROM (SELECT toStartOfHour(processing_time) AS hour, {keys},"
             f" count() AS rows FROM sent_message_facts WHERE {hours} GROUP BY hour, {keys})",

@@ -88,8 +88,8 @@ def _subscription_params(context: RenderContext) -> dict[str, str] | None:
 
 
 def _url(base_url: str, path: str, params: Mapping[str, str]) -> str:
-    # As urlencode writes it; values made only of unreserved characters (ids, hashes) need no quoting,
-    # and skipping it halves the cost of building a link, which every email's headers do.
+    # As urlencode writes it, without calling quote_plus on values it would leave as they are (ids,
+    # hashes): every email's List-Unsubscribe header builds a link.
     query = "&".join(
         f"{name}={value if _UNRESERVED.fullmatch(value) else quote_plus(value)}"
         for name, value in params.items()
