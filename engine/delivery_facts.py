@@ -15,16 +15,16 @@ Folding twice, or after a crash between its two inserts, changes nothing: a chan
 the message's current mask and dropped when empty. One folder at a time per workspace (the compute
 lease) is required: two concurrent folds would record the same change twice.
 
-ClickHouse also keeps the rows counted per hour (a projection): analysis over more than a week, by
-whole hours and with no narrower filter than channels and providers, reads those counts instead of
-every row.
+ClickHouse also keeps the rows counted per hour (a projection): analysis by whole hours with no
+narrower filter than channels and providers reads those counts instead of every row, over a range
+of whole hours or one longer than a week.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from engine.sent_messages import Parameters, SentFilter, as_utc, filter_clauses
 from engine.storage.event_store import EventStore
@@ -56,7 +56,7 @@ OWNER_COLUMNS = ("user_id", "anonymous_id")
 HOURLY_COLUMNS = ("channel_type", "provider")
 # What tells the state changes of fact rows apart.
 _STATE_KEYS = "sent, from_mask, to_mask"
-# The range past which whole hours are read from their hourly counts.
+# The range past which whole hours are read from their hourly counts when its edges are not whole.
 HOURLY_ABOVE = timedelta(days=7)
 _TIME = "DateTime64(3, 'UTC')"
 _MILLISECOND = timedelta(milliseconds=1)  # the resolution of processing_time
@@ -107,8 +107,9 @@ def facts_sql(
     matching = " AND ".join([*ours, *filter_clauses(where, params, _FILTER_COLUMNS)])
     selected = ", ".join([*columns, "sent", "from_mask", "to_mask"])
     parts = [f"SELECT {selected}, toInt64(1) AS weight FROM sent_message_facts WHERE {matching}"]  # noqa: S608
-    if by_hours and _hourly_cover(where, columns) and _spans_hours(where):
-        first, last, edges = _whole_hours(where, params)
+    whole = _whole_hours(where) if by_hours and _hourly_cover(where, columns) else None
+    if whole is not None and _hours_pay(where, edges=whole[2]):
+        first, last = (None if hour is None else params.bind(hour, _TIME) for hour in whole[:2])
         # ClickHouse reads the hourly projection for a query over the table grouping by its keys.
         keys = ", ".join([*(column for column in columns if column != "processing_time"), _STATE_KEYS])
         narrowed = filter_clauses(replace(where, start=None, end=None), params, _FILTER_COLUMNS)
@@ -116,7 +117,7 @@ def facts_sql(
         # A range of whole hours (the screen's presets) is read from the counts alone.
         edge_rows = f"{parts[0]} AND NOT ({' AND '.join(_within('processing_time', first, last))})"
         parts = [
-            *([edge_rows] if edges else []),
+            *([edge_rows] if whole[2] else []),
             f"SELECT {selected.replace('processing_time', 'hour AS processing_time')},"  # noqa: S608
             f" toInt64(rows) AS weight FROM (SELECT toStartOfHour(processing_time) AS hour, {keys},"
             f" count() AS rows FROM sent_message_facts WHERE {hours} GROUP BY hour, {keys})",
@@ -137,10 +138,13 @@ def facts_sql(
     return " UNION ALL ".join(parts)
 
 
-def _spans_hours(where: SentFilter) -> bool:
-    """Whether the range is long enough for the hourly counts to pay: reading them is a second read
-    of the table, which cost more than scanning a week of rows at 33k messages a day (bench/pages)."""
-    return where.start is None or where.end is None or where.end - where.start > HOURLY_ABOVE
+def _hours_pay(where: SentFilter, *, edges: bool) -> bool:
+    """Whether reading the hourly counts pays: always when they are all that is read (no partial hours
+    at the edges); else only over more than HOURLY_ABOVE, as the edges are a second read of the
+    table, which cost more than scanning a week of rows at 33k messages a day (bench/pages)."""
+    if not edges or where.start is None or where.end is None:
+        return True
+    return where.end - where.start > HOURLY_ABOVE
 
 
 def _hourly_cover(where: SentFilter, columns: Sequence[str]) -> bool:
@@ -160,23 +164,22 @@ def has_pending_states(store: EventStore, workspace_id: str) -> bool:
     return bool(pending)
 
 
-def _whole_hours(where: SentFilter, params: Parameters) -> tuple[str | None, str | None, bool]:
-    """The first and the end of the whole hours in the range (bound; None: unbounded), and whether the
-    range holds anything else (partial hours at its edges)."""
+def _whole_hours(where: SentFilter) -> tuple[datetime | None, datetime | None, bool]:
+    """The first and the end of the whole hours in the range (None: unbounded), and whether the range
+    holds anything else (partial hours at its edges)."""
     first = last = None
     edges = False
     if where.start is not None:
         start = as_utc(where.start)
         hour = start.replace(minute=0, second=0, microsecond=0)
         edges = hour != start
-        first = params.bind(hour if hour == start else hour + timedelta(hours=1), _TIME)
+        first = hour if hour == start else hour + timedelta(hours=1)
     if where.end is not None:
         # The range holds its end, to the millisecond stored: an hour is whole when the range holds its
         # last millisecond.
         end = as_utc(where.end)
-        hour = (end + _MILLISECOND).replace(minute=0, second=0, microsecond=0)
-        edges = edges or hour <= end
-        last = params.bind(hour, _TIME)
+        last = (end + _MILLISECOND).replace(minute=0, second=0, microsecond=0)
+        edges = edges or last <= end
     return first, last, edges
 
 
