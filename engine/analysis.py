@@ -7,9 +7,9 @@ any time. Unlike upstream, the `messageStates` filter is honoured: only messages
 the given states are counted.
 
 Counts come from the analysis facts (engine.delivery_facts): one sum over their rows (and, for long
-ranges, their hourly counts), joining only the messages whose status events are not folded yet.
-Filters the facts do not hold (recipient, sender, group, triggering or context properties) read the
-sent messages joined with their `delivery_status` instead (engine.sent_messages).
+ranges or ranges of whole hours, their hourly counts), joining only the messages whose status events
+are not folded yet. Filters the facts do not hold (recipient, sender, group, triggering or context
+properties) read the sent messages joined with their `delivery_status` instead (engine.sent_messages).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from engine.sent_messages import Parameters, SentFilter, as_utc, filter_clauses
 from engine.storage.event_store import EventStore
@@ -108,8 +109,10 @@ def facts_sql(
     selected = ", ".join([*columns, "sent", "from_mask", "to_mask"])
     parts = [f"SELECT {selected}, toInt64(1) AS weight FROM sent_message_facts WHERE {matching}"]  # noqa: S608
     whole = _whole_hours(where) if by_hours and _hourly_cover(where, columns) else None
-    if whole is not None and _hours_pay(where, edges=whole[2]):
-        first, last = (None if hour is None else params.bind(hour, _TIME) for hour in whole[:2])
+    if whole is not None and _hours_pay(where, edges=whole.edges):
+        first, last = (
+            None if hour is None else params.bind(hour, _TIME) for hour in (whole.first, whole.end)
+        )
         # ClickHouse reads the hourly projection for a query over the table grouping by its keys.
         keys = ", ".join([*(column for column in columns if column != "processing_time"), _STATE_KEYS])
         narrowed = filter_clauses(replace(where, start=None, end=None), params, _FILTER_COLUMNS)
@@ -117,7 +120,7 @@ def facts_sql(
         # A range of whole hours (the screen's presets) is read from the counts alone.
         edge_rows = f"{parts[0]} AND NOT ({' AND '.join(_within('processing_time', first, last))})"
         parts = [
-            *([edge_rows] if whole[2] else []),
+            *([edge_rows] if whole.edges else []),
             f"SELECT {selected.replace('processing_time', 'hour AS processing_time')},"  # noqa: S608
             f" toInt64(rows) AS weight FROM (SELECT toStartOfHour(processing_time) AS hour, {keys},"
             f" count() AS rows FROM sent_message_facts WHERE {hours} GROUP BY hour, {keys})",
@@ -164,9 +167,16 @@ def has_pending_states(store: EventStore, workspace_id: str) -> bool:
     return bool(pending)
 
 
-def _whole_hours(where: SentFilter) -> tuple[datetime | None, datetime | None, bool]:
-    """The first and the end of the whole hours in the range (None: unbounded), and whether the range
+class _WholeHours(NamedTuple):
+    """The first and the end of the whole hours in a range (None: unbounded), and whether the range
     holds anything else (partial hours at its edges)."""
+
+    first: datetime | None
+    end: datetime | None
+    edges: bool
+
+
+def _whole_hours(where: SentFilter) -> _WholeHours:
     first = last = None
     edges = False
     if where.start is not None:
@@ -180,7 +190,7 @@ def _whole_hours(where: SentFilter) -> tuple[datetime | None, datetime | None, b
         end = as_utc(where.end)
         last = (end + _MILLISECOND).replace(minute=0, second=0, microsecond=0)
         edges = edges or last <= end
-    return first, last, edges
+    return _WholeHours(first, last, edges)
 
 
 def _within(moment: str, first: str | None, last: str | None) -> list[str]:
