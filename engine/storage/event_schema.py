@@ -318,7 +318,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " TO {db}.delivery_status_pending AS" + _PENDING_STATUS_ROWS,
         # What was stored before these tables existed.
         "INSERT INTO {db}.sent_message_facts" + _SENT_FACT_ROWS,
-        "INSERT INTO {db}.delivery_status_pending" + _PENDING_STATUS_ROWS,
+        # Named columns: another process may run migration 8 (stored_at) before this one gets here.
+        "INSERT INTO {db}.delivery_status_pending"
+        " (workspace_id, message_key, mask, user_id, anonymous_id, pending)" + _PENDING_STATUS_ROWS,
     ),
     (
         # The facts counted per hour, kept by ClickHouse in every part beside its rows: analysis over
