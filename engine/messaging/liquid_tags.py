@@ -27,12 +27,22 @@ if TYPE_CHECKING:
 CURRENT_CONTEXT: ContextVar[RenderContext] = ContextVar("feedgate_render_context")
 
 
-def _safe(context: LiquidContext, html: str) -> str:
+def _safe(html: str, autoescape: bool) -> str:
     # Our own markup must survive autoescape when the result is passed through filters or captured.
-    return Markup(html) if context.autoescape else html
+    return Markup(html) if autoescape else html
 
 
-class _LinkNode(Node):
+class MarkupNode(Node):
+    """A tag whose output is our own text for the message being rendered (a link or a URL)."""
+
+    def markup(self, autoescape: bool) -> str:
+        raise NotImplementedError
+
+    def render_to_output(self, context: LiquidContext, buffer: TextIO) -> int:
+        return buffer.write(self.markup(context.autoescape))
+
+
+class _LinkNode(MarkupNode):
     __slots__ = ("css_class", "text", "url")
 
     def __init__(
@@ -47,14 +57,14 @@ class _LinkNode(Node):
     def __str__(self) -> str:
         return f"{{% {self.token.value} {self.text} %}}"
 
-    def render_to_output(self, context: LiquidContext, buffer: TextIO) -> int:
+    def markup(self, autoescape: bool) -> str:
         href = self.url(CURRENT_CONTEXT.get())
         # clicktracking=off keeps SendGrid from rewriting the link (Dittofeed's markup, verbatim).
         html = f'<a class="{self.css_class}" clicktracking=off href="{href}" target="_blank">{self.text}</a>'
-        return buffer.write(_safe(context, html))
+        return _safe(html, autoescape)
 
 
-class _UrlNode(Node):
+class _UrlNode(MarkupNode):
     __slots__ = ("url",)
 
     def __init__(self, token: Token, *, url: Callable[[RenderContext], str]) -> None:
@@ -65,8 +75,8 @@ class _UrlNode(Node):
     def __str__(self) -> str:
         return f"{{% {self.token.value} %}}"
 
-    def render_to_output(self, context: LiquidContext, buffer: TextIO) -> int:
-        return buffer.write(_safe(context, self.url(CURRENT_CONTEXT.get())))
+    def markup(self, autoescape: bool) -> str:
+        return _safe(self.url(CURRENT_CONTEXT.get()), autoescape)
 
 
 def _tag_argument(stream: TokenStream) -> tuple[Token, str]:

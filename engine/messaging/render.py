@@ -32,6 +32,7 @@ from engine.messaging.links import (
     view_in_browser_hash,
     view_in_browser_url,
 )
+from engine.messaging.liquid_compiler import CompiledTemplate, compile_template
 from engine.messaging.liquid_env import (
     HTML_ENV,
     LAYOUTS,
@@ -87,6 +88,11 @@ def _parse(source: str, html: bool) -> BoundTemplate:
     return (HTML_ENV if html else TEXT_ENV).from_string(source)
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(source: str, html: bool) -> CompiledTemplate | None:
+    return compile_template(_parse(source, html))
+
+
 def _variables(context: RenderContext) -> dict[str, object]:
     return {
         "user": context.user,
@@ -129,7 +135,14 @@ def render_liquid(source: str, context: RenderContext, *, html: bool = False) ->
         return source  # no tag and no output: nothing to render (most from and reply-to fields)
     reset = CURRENT_CONTEXT.set(context)
     try:
-        return _parse(source, html).render(**_variables(context))
+        variables = _variables(context)
+        compiled = _compiled(source, html)
+        if compiled is not None:
+            try:
+                return compiled(variables)
+            except Exception:  # noqa: S110 (the interpreter renders it again and says what is wrong)
+                pass
+        return _parse(source, html).render(**variables)
     except LiquidError as err:
         raise RenderError(_describe(err)) from err
     except RecursionError as err:
