@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -24,13 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.compute.compile import compile_segment, compile_user_property
 from engine.compute.leases import COMPUTE_LEASE, claim_compute, release_compute
-from engine.compute.process import (
-    AssignmentChange,
-    AssignmentListener,
-    changed_assignments,
-    copy_changes,
-)
-from engine.compute.run import Target, compute_period, last_period, version_of
+from engine.compute.process import STEP as PROCESS_STEP
+from engine.compute.process import AssignmentChange, AssignmentListener, copy_changes, read_changes
+from engine.compute.run import LastPeriods, Target, compute_period, version_of
 from engine.delivery_facts import fold_pending_statuses
 from engine.storage.event_store import EventStore
 from engine.storage.models import Workspace, WorkspaceStatus, WorkspaceType, utcnow
@@ -39,6 +36,8 @@ from engine.storage.resource_models import ComputedPropertyStatus, Segment, User
 logger = logging.getLogger(__name__)
 # A recompute running longer than this says how far it got, and again every as long.
 PROGRESS_EVERY_SECONDS = 5.0
+# Segments and user properties computed at once in one workspace.
+COMPUTE_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -99,39 +98,55 @@ def compute_workspace(
     started = last_report = time.perf_counter()
     with sessions() as session:
         targets = list(load_targets(session, workspace_id, only))
+    # Read once for every target: this process holds the workspace (its lease or lock) meanwhile.
+    periods = LastPeriods.read(store, workspace_id, [target.property_id for target in targets])
     changed = failed = attempted = 0
     copies: list[Future[float | None]] = []
-    # One copier thread copies each computed target's changes to SQL while the next one computes in
-    # ClickHouse (which runs outside the interpreter lock); a single thread keeps the copies, and so
-    # the listeners' calls, in target order. The changes are read here, between ClickHouse statements
-    # that would otherwise hold the copier up, and at most two targets' changes wait in memory.
-    # Leaving the `with` waits for every copy.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute-copy") as copier:
-        for done, target in enumerate(targets, start=1):
-            if done > 1 and keep_going is not None and not keep_going():
-                logger.warning(
-                    "workspace %s: compute lease lost after %d of %d properties; stopping",
-                    workspace_id,
-                    done - 1,
-                    len(targets),
-                )
+    running: deque[tuple[Target, Future[list[AssignmentChange]]]] = deque()
+    lease_lost = False
+    # COMPUTE_THREADS targets compute at once (their statements run outside the interpreter lock, and
+    # one statement seldom keeps every core busy). One copier thread copies each computed target's
+    # changes to SQL meanwhile, in target order, so the listeners hear of them in that order; at most
+    # two targets' changes wait in memory for it. Leaving the `with` waits for every copy.
+    with (
+        ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="compute") as computers,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute-copy") as copier,
+    ):
+        pending = iter(targets)
+        while True:
+            while not lease_lost and len(running) < COMPUTE_THREADS:
+                target = next(pending, None)
+                if target is None:
+                    break
+                if attempted and keep_going is not None and not keep_going():
+                    logger.warning(
+                        "workspace %s: compute lease lost after %d of %d properties; stopping",
+                        workspace_id,
+                        attempted,
+                        len(targets),
+                    )
+                    lease_lost = True
+                    break
+                attempted += 1
+                running.append((target, computers.submit(_compute_target, store, target, periods, now)))
+            if not running:
                 break
-            attempted = done
+            target, computing = running.popleft()
             try:
-                since = last_period(store, workspace_id, target.property_id, target.version)
-                changed += compute_period(store, target, since=since, now=now)
-                changes = changed_assignments(store, target, now=now)
+                changes = computing.result()
             except Exception:
                 failed += 1
                 logger.exception(
                     "%s %s of workspace %s failed", target.kind, target.property_id, workspace_id
                 )
-            else:
-                if len(copies) >= 2:
-                    wait(copies[-2:-1])
-                copies.append(
-                    copier.submit(_copy_assignments, sessions, store, target, changes, now, listeners)
-                )
+                continue
+            changed += len(changes)
+            if lease_lost:
+                continue  # another worker may hold the workspace now: it copies these changes
+            if len(copies) >= 2:
+                wait(copies[-2:-1])
+            copies.append(copier.submit(_copy_assignments, sessions, store, target, changes, now, listeners))
+            done = attempted - len(running)
             if time.perf_counter() - last_report > PROGRESS_EVERY_SECONDS and done < len(targets):
                 last_report = time.perf_counter()
                 logger.info(
@@ -146,6 +161,21 @@ def compute_workspace(
     failed += copy_times.count(None)
     copy_seconds = sum(seconds for seconds in copy_times if seconds is not None)
     return ComputeSummary(attempted, changed, failed, time.perf_counter() - started, copy_seconds)
+
+
+def _compute_target(
+    store: EventStore, target: Target, periods: LastPeriods, now: datetime
+) -> list[AssignmentChange]:
+    """One period of the target; its changes to copy (all since its last ProcessAssignments period)."""
+    compute_period(store, target, since=periods.of(target.property_id, target.version), now=now)
+    return read_changes(
+        store,
+        target.workspace_id,
+        target.kind,
+        target.property_id,
+        since=periods.of(target.property_id, step=PROCESS_STEP),
+        now=now,
+    )
 
 
 def _copy_assignments(

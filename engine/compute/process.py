@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from engine.compute.run import Kind, Target, last_period, record_period
+from engine.compute.run import Kind, Target, record_period
 from engine.storage.assignment_models import SegmentAssignment, UserPropertyAssignment
 from engine.storage.event_store import EventStore
 
@@ -41,12 +41,6 @@ class AssignmentChange(NamedTuple):
 AssignmentListener = Callable[[Sequence[AssignmentChange]], None]
 
 
-def changed_assignments(store: EventStore, target: Target, *, now: datetime) -> list[AssignmentChange]:
-    """The target's assignments changed since its last processing, up to `now`."""
-    since = last_period(store, target.workspace_id, target.property_id, step=STEP)
-    return read_changes(store, target.workspace_id, target.kind, target.property_id, since=since, now=now)
-
-
 def copy_changes(
     session: Session,
     store: EventStore,
@@ -56,8 +50,8 @@ def copy_changes(
     now: datetime,
     listeners: Sequence[AssignmentListener] = (),
 ) -> None:
-    """Copy `changes` (from `changed_assignments`) to SQL and commit, tell `listeners` (when something
-    changed), then record the period."""
+    """Copy `changes` (`read_changes` since the last ProcessAssignments period) to SQL and commit,
+    tell `listeners` (when something changed), then record the period."""
     _upsert(session, target.kind, changes)
     session.commit()
     if changes:
@@ -142,8 +136,10 @@ def _upsert(session: Session, kind: Kind, changes: Sequence[AssignmentChange]) -
     )
     # Rows go to the driver as tuples: on a full recompute's hundreds of thousands of rows, SQLAlchemy's
     # per-row dicts and bind processing cost half as much again as the database's own work. Values
-    # are bound as the column types would bind them; a period's few stamps are converted once each.
-    bind_time = table.c.assigned_at.type.bind_processor(connection.dialect)
+    # are bound as the column types bind them for this database (on SQLite, the text the ORM writes,
+    # rather than the driver's own datetime adapter, per row); a period's few stamps are converted once.
+    dialect = connection.dialect
+    bind_time = table.c.assigned_at.type.dialect_impl(dialect).bind_processor(dialect)
     stamps: dict[datetime, Any] = {}
     for start in range(0, len(changes), _CHUNK):
         rows = [

@@ -15,6 +15,7 @@ same assignments as one full recompute.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -41,8 +42,8 @@ class Target:
     compiled: Compiled
 
 
-def compute_period(store: EventStore, target: Target, *, since: datetime | None, now: datetime) -> int:
-    """Run one period for `target`; return how many assignments changed."""
+def compute_period(store: EventStore, target: Target, *, since: datetime | None, now: datetime) -> None:
+    """Run one period for `target`: its changed assignments are those stamped `now`."""
     parameters: dict[str, Any] = {
         **target.compiled.parameters,
         "workspace": target.workspace_id,
@@ -56,11 +57,8 @@ def compute_period(store: EventStore, target: Target, *, since: datetime | None,
         parameters["since"] = since
     for spec in target.compiled.states:
         _insert_state(store, spec, window, parameters)
-    changed = _assign(
-        store, target, _universe(target, window, full=since is None), parameters, full=since is None
-    )
+    _assign(store, target, _universe(target, window, full=since is None), parameters, full=since is None)
     record_period(store, target, STEP, now)
-    return changed
 
 
 def version_of(definition_updated_at: datetime) -> str:
@@ -84,6 +82,32 @@ def last_period(
         parameters,
     )
     return latest if count else None
+
+
+class LastPeriods:
+    """Where each step of some properties last ended, read in one query (see `last_period`)."""
+
+    def __init__(self, ends: dict[tuple[str, str, str], datetime]) -> None:
+        self._ends = ends  # (property id, step, version) -> the latest period_to
+
+    @classmethod
+    def read(cls, store: EventStore, workspace_id: str, property_ids: Sequence[str]) -> LastPeriods:
+        rows = store.query(
+            "SELECT computed_property_id, step, version, max(period_to) FROM computed_property_periods"
+            " WHERE workspace_id = {workspace:String} AND computed_property_id IN {properties:Array(String)}"
+            " GROUP BY computed_property_id, step, version",
+            {"workspace": workspace_id, "properties": list(property_ids)},
+        )
+        return cls({(str(p), str(s), str(v)): end for p, s, v, end in rows})
+
+    def of(self, property_id: str, version: str | None = None, *, step: str = STEP) -> datetime | None:
+        """As `last_period(store, workspace, property_id, version, step=step)` answered when read."""
+        ends = [
+            end
+            for (prop, at_step, at_version), end in self._ends.items()
+            if prop == property_id and at_step == step and version in (None, at_version)
+        ]
+        return max(ends, default=None)
 
 
 def record_period(store: EventStore, target: Target, step: str, now: datetime) -> None:
@@ -149,7 +173,7 @@ def _universe(target: Target, window: str, *, full: bool) -> str:
 
 def _assign(
     store: EventStore, target: Target, universe: str, parameters: dict[str, Any], *, full: bool
-) -> int:
+) -> None:
     # On a full recompute every user with state or an assignment is in the universe anyway, so the
     # joins below need no `IN (universe)` filters, and the universe is read once instead of three times.
     among_universe = "" if full else f" AND user_id IN ({universe})"
@@ -209,13 +233,6 @@ def _assign(
         f" segment_value, user_property_value, max_event_time, assigned_at) {select}{_NO_MERGE_ON_INSERT}",
         parameters,
     )
-    [(count,)] = store.query(
-        "SELECT count() FROM computed_property_assignments_v2 WHERE workspace_id = {workspace:String}"
-        " AND type = {kind:String} AND computed_property_id = {property:String}"
-        " AND assigned_at = {now:DateTime64(3, 'UTC')}",
-        parameters,
-    )
-    return int(count)
 
 
 def list_periods(store: EventStore, workspace_id: str) -> list[tuple[str, str, datetime]]:

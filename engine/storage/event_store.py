@@ -170,19 +170,19 @@ class EventStore:
                     sql, parameters=dict(parameters or {}), fmt="JSONCompactEachRow"
                 )
         else:
-            params = {name: _bind_value(value) for name, value in (parameters or {}).items()}
-            with self._handles.connection() as connection:
-                try:
-                    raw = connection.query(sql, "JSONCompactEachRow", params=params).bytes()
-                except RuntimeError as error:
-                    raise DatabaseError(str(error)) from None
+            raw = self._handles.run(sql, parameters, "JSONCompactEachRow")
         return [json.loads(line) for line in raw.splitlines() if line]
 
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
-        """Run a statement that returns no rows (DDL, DELETE, OPTIMIZE)."""
+        """Run a statement that returns no rows (DDL, DELETE, OPTIMIZE, INSERT ... SELECT)."""
         self._pass_read_barrier()
-        with _translate_errors():
-            self._client.command(sql, parameters=dict(parameters or {}))
+        if self._handles is None:
+            with _translate_errors():
+                self._client.command(sql, parameters=dict(parameters or {}))
+        else:
+            # On a handle of its own, as lookups are: clickhouse-connect's chdb client runs one statement
+            # at a time, and the compute loop runs several at once.
+            self._handles.run(sql, parameters, "TSV")
 
     def ping(self) -> bool:
         """Return True when the store answers a trivial query."""
@@ -235,6 +235,15 @@ class _ChdbHandles:
                     handle = None
             if handle is not None:
                 handle.close()
+
+    def run(self, sql: str, parameters: Mapping[str, Any] | None, fmt: str) -> bytes:
+        """Run one statement on a borrowed handle; its output in `fmt`."""
+        params = {name: _bind_value(value) for name, value in (parameters or {}).items()}
+        with self.connection() as connection:
+            try:
+                return bytes(connection.query(sql, fmt, params=params).bytes())
+            except RuntimeError as error:
+                raise DatabaseError(str(error)) from None
 
     def close(self) -> None:
         with self._lock:

@@ -111,8 +111,15 @@ class History:
         assert (summary.properties, summary.failed) == (1, 0)
 
     def compute(self, target: Target, now: datetime) -> int:
+        """Run one period; return how many assignments it changed (those stamped `now`)."""
         since = last_period(self.store, self.workspace_id, target.property_id, target.version)
-        return compute_period(self.store, target, since=since, now=now)
+        compute_period(self.store, target, since=since, now=now)
+        [(changed,)] = self.store.query(
+            "SELECT count() FROM computed_property_assignments_v2 WHERE workspace_id = {w:String}"
+            " AND computed_property_id = {p:String} AND assigned_at = {now:DateTime64(3, 'UTC')}",
+            {"w": self.workspace_id, "p": target.property_id, "now": now},
+        )
+        return int(changed)
 
     def assignments(self, property_id: str) -> dict[str, str]:
         """Latest value per user: 'true'/'false' for segments, the JSON text for user properties."""

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.compute.loop import compute_workspace
@@ -200,3 +200,18 @@ def test_copies_run_one_at_a_time_and_all_land_before_the_computation_returns(hi
     assert sorted(heard) == sorted(segment.id for segment in segments)
     for segment, plan in zip(segments, plans, strict=True):
         assert _copies(history.sessions, segment.id) == {f"{plan}-user": True}
+
+
+def test_the_copy_writes_its_times_as_the_orm_writes_them(history: History, paid: str) -> None:
+    # SQLite compares times as text: a copy written in another form than the ORM's would not equal,
+    # nor order correctly against, the same instant written by the ORM (a journey's start, say).
+    assert history.sessions is not None
+    history.identify("ann", plan="paid")
+    _compute(history, NOW)
+    with history.sessions() as session:
+        stamp = session.scalar(
+            select(SegmentAssignment.assigned_at).where(SegmentAssignment.user_id == "ann")
+        )
+        assert stamp is not None
+        same_instant = select(func.count()).where(SegmentAssignment.assigned_at == stamp)
+        assert session.scalar(same_instant) == 1
