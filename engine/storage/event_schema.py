@@ -337,4 +337,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE {db}.delivery_status_pending ADD COLUMN IF NOT EXISTS stored_at DateTime DEFAULT now()",
         "ALTER TABLE {db}.delivery_status_pending MATERIALIZE COLUMN stored_at",
     ),
+    (
+        # Each granule's range of event times: a search for the latest sent messages (deliveries, newest
+        # first) skips every granule that cannot hold them (top-k pruning, ClickHouse 25.10 and later;
+        # an older server keeps the index and ignores it there).
+        "ALTER TABLE {db}.internal_events"
+        " ADD INDEX IF NOT EXISTS idx_event_time event_time TYPE minmax GRANULARITY 1",
+        "ALTER TABLE {db}.internal_events MATERIALIZE INDEX idx_event_time",
+    ),
 )

@@ -8,7 +8,7 @@ import contextlib
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +65,26 @@ def start_welcome_journey(world: BroadcastWorld, **message_node: Any) -> str:
         return journey.id
 
 
-def wait_until(condition: Callable[[], bool], what: str, *, seconds: float = 120) -> None:
-    """Poll `condition` until it holds; fail naming `what` if it never does (a hang, not a timing)."""
+# Lines of each process's output a failed wait shows.
+OUTPUT_TAIL = 60
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    what: str,
+    *,
+    seconds: float = 120,
+    outputs: Sequence[list[str]] = (),
+) -> None:
+    """Poll `condition` until it holds; fail naming `what` if it never does (a hang, not a timing),
+    with the last lines of each process output in `outputs` (from `drain_output`): why it hung."""
     deadline = time.monotonic() + seconds
     while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting: {what}"
+        if time.monotonic() >= deadline:
+            tails = "".join(
+                f"\n--- output {n}:\n" + "".join(lines[-OUTPUT_TAIL:]) for n, lines in enumerate(outputs, 1)
+            )
+            raise AssertionError(f"gave up waiting: {what}{tails}")
         time.sleep(0.1)
 
 

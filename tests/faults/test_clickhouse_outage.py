@@ -140,7 +140,11 @@ def test_events_are_refused_while_clickhouse_is_unreachable_and_none_acknowledge
         for sender in senders:
             sender.start()
         try:
-            wait_until(lambda: len(traffic.acknowledged) >= 20, "events acknowledged before the outage")
+            wait_until(
+                lambda: len(traffic.acknowledged) >= 20,
+                "events acknowledged before the outage",
+                outputs=[output],
+            )
 
             proxy.cut()
             cut_at = time.monotonic()
@@ -158,7 +162,9 @@ def test_events_are_refused_while_clickhouse_is_unreachable_and_none_acknowledge
             phases.outage.set()
             readiness = _readiness(url)
             assert readiness == (503, {"sql": True, "events": False})
-            wait_until(lambda: traffic.refused_during_outage >= 20, "refusals during the outage")
+            wait_until(
+                lambda: traffic.refused_during_outage >= 20, "refusals during the outage", outputs=[output]
+            )
             time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - cut_at)))
             assert server.poll() is None, f"the gateway died during the outage:\n{traceback_in(output)}"
             assert _readiness(url) == (503, {"sql": True, "events": False})
@@ -166,9 +172,13 @@ def test_events_are_refused_while_clickhouse_is_unreachable_and_none_acknowledge
             # Marked first, so an answer racing the restore is never counted as one during the outage.
             phases.restored.set()
             proxy.restore()
-            wait_until(lambda: _readiness(url)[0] == 200, "readiness after the outage", seconds=60)
             wait_until(
-                lambda: traffic.acknowledged_after_restore >= 20, "events acknowledged after the outage"
+                lambda: _readiness(url)[0] == 200, "readiness after the outage", seconds=60, outputs=[output]
+            )
+            wait_until(
+                lambda: traffic.acknowledged_after_restore >= 20,
+                "events acknowledged after the outage",
+                outputs=[output],
             )
         finally:
             phases.stop.set()

@@ -90,6 +90,7 @@ def test_a_killed_journey_worker_neither_loses_nor_doubles_a_message(
         wait_until(
             lambda: finished() or second.poll() is not None or third.poll() is not None,
             "the survivors to walk every run to its exit",
+            outputs=outputs,
         )
         for worker, output in zip((second, third), outputs, strict=True):
             assert worker.poll() is None, f"a worker died:\n{traceback_in(output)}"

@@ -79,17 +79,23 @@ def test_a_batch_that_outlives_its_lease_is_still_sent_once(
         outputs = drain_output(first), drain_output(second)
         # Both are polling before there is work: whichever takes the batch, the other is there.
         wait_until(
-            lambda: all("worker started" in "".join(output) for output in outputs), "both workers to start"
+            lambda: all("worker started" in "".join(output) for output in outputs),
+            "both workers to start",
+            outputs=outputs,
         )
         if source == "broadcast":
             broadcast_id = world.create_broadcast(batchSize=MEMBERS)
             world.start(broadcast_id)
             column, source_id = "broadcast_id", broadcast_id
-            wait_until(lambda: world.status(broadcast_id) != BroadcastStatus.RUNNING, "the broadcast to end")
+            wait_until(
+                lambda: world.status(broadcast_id) != BroadcastStatus.RUNNING,
+                "the broadcast to end",
+                outputs=outputs,
+            )
         else:
             journey_id = start_welcome_journey(world)
             column, source_id = "journey_id", journey_id
-            wait_until(lambda: _journey_done(world, journey_id), "every run to exit")
+            wait_until(lambda: _journey_done(world, journey_id), "every run to exit", outputs=outputs)
         for worker, output in zip((first, second), outputs, strict=True):
             assert worker.poll() is None, f"a worker died:\n{traceback_in(output)}"
 

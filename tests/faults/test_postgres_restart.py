@@ -78,13 +78,16 @@ def test_a_broadcast_survives_a_postgres_restart_without_losing_or_doubling_a_me
 
     with running_feedgate(["worker"], env) as worker:
         output = drain_output(worker)
-        wait_until(stopped.is_set, "the provider to reach the message at which Postgres stops")
+        wait_until(
+            stopped.is_set, "the provider to reach the message at which Postgres stops", outputs=[output]
+        )
         time.sleep(DOWN_SECONDS)  # the worker keeps polling a database that is not there
         assert worker.poll() is None, f"the worker died while Postgres was down:\n{traceback_in(output)}"
         postgres.start()
         wait_until(
             lambda: worker.poll() is not None or world.status(broadcast_id) != BroadcastStatus.RUNNING,
             "the broadcast to finish after the restart",
+            outputs=[output],
         )
         assert worker.poll() is None, f"the worker died after the restart:\n{traceback_in(output)}"
 

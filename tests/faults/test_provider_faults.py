@@ -76,6 +76,7 @@ def test_a_failing_provider_delays_messages_but_neither_loses_nor_doubles_one(
             lambda: world.status(broadcast_id) != BroadcastStatus.RUNNING or worker.poll() is not None,
             "the broadcast to finish",
             seconds=150,
+            outputs=[output],
         )
         assert worker.poll() is None, f"the worker died:\n{traceback_in(output)}"
 
