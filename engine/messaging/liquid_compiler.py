@@ -8,16 +8,18 @@ same values, in straight-line code: python-liquid's own filters, item getter, co
 stringification and undefined objects, so a compiled render's output is the interpreter's.
 
 It is trusted only for renders that succeed. Anything it cannot be sure of (an undefined value output,
-a filter error, a loop or output limit) raises, and the caller renders with the interpreter instead,
-which produces the canonical error. Templates using anything outside the common subset (assign,
-capture, case, layouts, ranges, loop modifiers, ...) are not compiled at all (`compile_template` is
-None) and always render with the interpreter.
+a filter error, a loop, output or assigned-data limit) raises, and the caller renders with the
+interpreter instead, which produces the canonical error. Templates using anything outside the common
+subset (output, if/elsif/else, unless, for with else/break/continue, assign, capture, comments, raw,
+our link tags) are not compiled at all (`compile_template` is None) and always render with the
+interpreter: case, cycle, increment, echo, tablerow, layouts, range literals, loop modifiers.
 """
 
 from __future__ import annotations
 
 import itertools
 import keyword
+import sys
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, cast
@@ -57,6 +59,8 @@ from liquid.builtin.expressions.primitive import (
     TrueLiteral,
 )
 from liquid.builtin.output import OutputNode
+from liquid.builtin.tags.assign_tag import AssignNode
+from liquid.builtin.tags.capture_tag import CaptureNode
 from liquid.builtin.tags.comment_tag import CommentNode
 from liquid.builtin.tags.for_tag import BreakNode, ContinueNode, ForLoop, ForNode
 from liquid.builtin.tags.if_tag import IfNode
@@ -117,6 +121,17 @@ class _Compiler:
         # The loops around the code being emitted, innermost last: (Liquid variable, Python local of
         # its item, Python local of its forloop drop or None).
         self.loops: list[tuple[str, str, str | None]] = []
+        # Where output goes: (list, its append, its character count, the count's limit or None). A
+        # capture writes to a buffer of its own.
+        limit = self.env.output_stream_limit
+        self.buffer: tuple[str, str, str, str | None] = (
+            "out",
+            "a",
+            "n",
+            None if limit is None else str(limit),
+        )
+        # Names the template assigns or captures anywhere: they are looked up among its locals first.
+        self.assigned = _assigned_names(template.nodes)
         # Loop drops cost a little per iteration: made only when the template may read one.
         self.uses_forloop = "forloop" in "".join(str(node) for node in template.nodes)
         # python-liquid's item getter and loop rules read only the environment's options, so one probe
@@ -136,10 +151,14 @@ class _Compiler:
             _contains=_contains,
             _ForLoop=ForLoop,
             _undefined=self.env.undefined,
+            _locals_size=_locals_size,
+            _Markup=Markup,
         )
 
     def compile(self) -> CompiledTemplate:
         self.lines = ["def render(G):", " out = []", " a = out.append", " n = 0"]
+        if self.assigned:
+            self.lines.append(" L = {}")
         self.block(self.template.nodes, 1, suppressed=False, depth=0)
         self.lines.append(' return "".join(out)')
         namespace = dict(self.constants)
@@ -164,11 +183,11 @@ class _Compiler:
     def write(self, indent: int, text: str, length: int | None = None) -> None:
         """Append the string `text` (a local or a constant of `length` characters), within the output
         limit."""
-        self.emit(indent, f"n += {length if length is not None else f'len({text})'}")
-        self.emit(indent, f"a({text})")
-        limit = self.env.output_stream_limit
+        _, append, count, limit = self.buffer
+        self.emit(indent, f"{count} += {length if length is not None else f'len({text})'}")
+        self.emit(indent, f"{append}({text})")
         if limit is not None:
-            self.emit(indent, f"if n > {int(limit)}: raise _Fallback")
+            self.emit(indent, f"if {count} > {limit}: raise _Fallback")
 
     # -- nodes -----------------------------------------------------------------------------------
 
@@ -203,6 +222,10 @@ class _Compiler:
                 self.write(indent, text)
         elif isinstance(node, CommentNode):
             pass
+        elif kind is AssignNode:
+            self.assign(node.name, self.expression(node.expression, indent), indent)
+        elif kind is CaptureNode:
+            self.capture(node, indent, suppressed=suppressed, depth=depth)
         elif kind is IfNode or kind is UnlessNode:
             self.conditional(node, indent, suppressed=suppressed, depth=depth, negate=kind is UnlessNode)
         elif kind is ForNode:
@@ -231,6 +254,36 @@ class _Compiler:
         if node.default is not None:
             self.emit(indent, f"if not {done}:")
             self.child_block(node.default, indent + 1, suppressed=suppressed, depth=depth)
+
+    def assign(self, name: str, value: str, indent: int) -> None:
+        """Set a template local, within python-liquid's limit on their total size."""
+        self.emit(indent, f"L[{str(name)!r}] = {value}")
+        limit = self.env.local_namespace_limit
+        if limit:
+            self.emit(indent, f"if _locals_size(L) > {int(limit)}: raise _Fallback")
+
+    def capture(self, node: Any, indent: int, *, suppressed: bool, depth: int) -> None:
+        """Render the block to a buffer of its own and assign its text. As python-liquid's, the buffer
+        may hold what the enclosing one has left (nothing is left to a suppressed block's NullIO)."""
+        enclosing_count, enclosing_limit = self.buffer[2], self.buffer[3]
+        out, count, limit = self.temp(), self.temp(), None
+        self.emit(indent, f"{out} = []")
+        self.emit(indent, f"{count} = 0")
+        if enclosing_limit is not None:
+            limit = self.temp()
+            left = (
+                self.env.output_stream_limit
+                if suppressed
+                else f"{self.env.output_stream_limit} - {enclosing_count}"
+            )
+            self.emit(indent, f"{limit} = {left}")
+        saved, self.buffer = self.buffer, (out, f"{out}.append", count, limit)
+        self.child_block(node.block, indent, suppressed=False, depth=depth)
+        self.buffer = saved
+        text = self.temp()
+        joined = f'"".join({out})'
+        self.emit(indent, f"{text} = _Markup({joined})" if self.autoescape else f"{text} = {joined}")
+        self.assign(node.name, text, indent)
 
     def loop(self, node: ForNode, indent: int, *, suppressed: bool, depth: int) -> None:
         expression = node.expression
@@ -359,8 +412,14 @@ class _Compiler:
         if local is not None:
             self.emit(indent, f"{value} = {local}")
         else:
-            # The render variables; a name missing there is undefined, and so is every path under it.
-            self.emit(indent, f"{value} = G.get({root!r}, _MISSING)")
+            # The template's locals, then the render variables; a name missing from both is undefined, and
+            # so is every path under it.
+            if root in self.assigned:
+                self.emit(indent, f"{value} = L.get({root!r}, _MISSING)")
+                self.emit(indent, f"if {value} is _MISSING:")
+                self.emit(indent + 1, f"{value} = G.get({root!r}, _MISSING)")
+            else:
+                self.emit(indent, f"{value} = G.get({root!r}, _MISSING)")
             self.emit(indent, f"if {value} is _MISSING:")
             if root in _BUILTIN_NAMES:
                 self.emit(indent + 1, "raise _Fallback")
@@ -410,6 +469,25 @@ _COMPARISONS: dict[type, str] = {
     GtExpression: "_lt({token}, {right}, {left})",
     ContainsExpression: "_contains({token}, {left}, {right})",
 }
+
+
+def _assigned_names(nodes: list[Node]) -> frozenset[str]:
+    """The names `assign` and `capture` tags set anywhere among `nodes` and the blocks inside them."""
+    names: set[str] = set()
+    for node in nodes:
+        if type(node) in (AssignNode, CaptureNode):
+            names.add(str(node.name))  # type: ignore[attr-defined]
+        blocks = [getattr(node, attribute, None) for attribute in ("block", "consequence", "default")]
+        blocks += [alternative.block for alternative in getattr(node, "alternatives", None) or []]
+        for block in blocks:
+            if isinstance(block, BlockNode):
+                names |= _assigned_names(block.nodes)
+    return frozenset(names)
+
+
+def _locals_size(local_values: Mapping[str, object]) -> int:
+    # python-liquid's measure of a render's locals (RenderContext.get_size_of_locals).
+    return sum(sys.getsizeof(value, 1) for value in local_values.values())
 
 
 def _is_name(text: str) -> bool:

@@ -13,7 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.messaging.liquid_compiler import compile_template
-from engine.messaging.liquid_env import HTML_ENV, LOOP_ITERATION_LIMIT, OUTPUT_LIMIT, TEXT_ENV
+from engine.messaging.liquid_env import (
+    HTML_ENV,
+    LOCAL_NAMESPACE_LIMIT,
+    LOOP_ITERATION_LIMIT,
+    OUTPUT_LIMIT,
+    TEXT_ENV,
+)
 from engine.messaging.liquid_tags import CURRENT_CONTEXT
 from engine.messaging.render import RenderContext, RenderError, render_liquid
 
@@ -157,6 +163,19 @@ COMPILED_TEMPLATES = [
     "{% unsubscribe_link %} {% unsubscribe_link click <here> %} {% subscription_management_link %}",
     "{% unsubscribe_url %} {% subscription_management_url %} {% view_in_browser_url %}",
     "{{ user.name | default: 'x' | upcase }}{% if user.name %}{{ user.name | size }}{% endif %}",
+    "{% assign x = user.name | upcase %}{{ x }} {% assign user = 'shadow' %}{{ user }} {{ user.plan }}",
+    "{{ x | default: 'before' }}{% assign x = 1 %}{{ x | plus: 1 }}{% assign x = x | plus: 5 %}{{ x }}",
+    "{% for i in user.nums %}{% assign last = i %}{% assign i = 'x' %}{{ i }}{% endfor %}{{ last }}{{ i }}",
+    "{% assign partial = 'p' %}{{ partial }}{% assign forloop = 'f' %}{{ forloop }}",
+    "{% capture x %}<b>{{ user.name }}</b>{% endcapture %}{{ x }}|{{ x | size }}|{{ x | upcase }}",
+    "{% capture x %}  {% if true %} {% endif %} {% endcapture %}[{{ x }}]",
+    (
+        "{% capture outer %}a{% capture inner %}{{ user.plan }}{% endcapture %}b{{ inner }}{% endcapture %}"
+        "{{ outer }}{{ inner }}"
+    ),
+    "{% if true %}{% capture x %}hidden{% endcapture %}{% endif %}{{ x }}",
+    "{% for i in user.nums %}{% capture x %}{{ x }}{{ i }}{% endcapture %}{% endfor %}{{ x }}",
+    "{% if user.flag %}{% assign x = 'yes' %}{% endif %}{{ x | default: 'no' }}",
 ]
 
 
@@ -170,8 +189,6 @@ def test_a_compiled_template_renders_what_the_interpreter_renders(source: str, h
 @pytest.mark.parametrize(
     "source",
     [
-        "{% assign x = 1 %}{{ x }}",
-        "{% capture x %}a{% endcapture %}{{ x }}",
         "{% case user.plan %}{% when 'pro' %}p{% endcase %}",
         "{% for i in (1..3) %}{{ i }}{% endfor %}",
         "{% for i in user.nums limit: 2 %}{{ i }}{% endfor %}",
@@ -199,6 +216,15 @@ def test_a_long_elsif_chain_compiles() -> None:
 
 def test_a_huge_template_is_left_to_the_interpreter() -> None:
     assert compile_template(TEXT_ENV.from_string("{{ user.n }}" * 10_000)) is None
+
+
+def test_over_the_assigned_data_limit_the_render_is_the_interpreters_error() -> None:
+    big = {**USER, "big": "x" * (LOCAL_NAMESPACE_LIMIT // 2)}
+    source = "{% assign a = user.big %}{% capture b %}{{ user.big }}{% endcapture %}{{ a | size }}"
+    expected, actual = _outcomes(source, _variables(big), html=False)
+    assert expected == actual == "error"
+    with pytest.raises(RenderError, match="assigned data is over the limit"):
+        render_liquid(source, RenderContext(workspace_id="ws", user=big))
 
 
 def test_the_builtin_names_are_left_to_the_interpreter() -> None:
@@ -285,8 +311,13 @@ _PATHS = st.sampled_from(
         "forloop.index",
         "forloop.first",
         "forloop.parentloop.index0",
+        "x",
+        "y.size",
+        "tags.k",
     ]
 )
+# Names a random template assigns: its own, a loop variable's, and a render variable's.
+_LOCAL_NAMES = st.sampled_from(["x", "y", "i", "tags"])
 _LITERALS = st.sampled_from(["'a'", "'<b>'", "''", "1", "0", "2.5", "true", "false", "nil", "empty", "blank"])
 _FILTERS = st.sampled_from(
     [
@@ -366,6 +397,10 @@ def _fragments(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
             children,
         ),
         st.builds(lambda c, body: f"{{% unless {c} %}}{body}{{% endunless %}}", _CONDITIONS, children),
+        st.builds(lambda name, e: f"{{% assign {name} = {e} %}}", _LOCAL_NAMES, _OUTPUTS),
+        st.builds(
+            lambda name, body: f"{{% capture {name} %}}{body}{{% endcapture %}}", _LOCAL_NAMES, children
+        ),
         st.builds(
             lambda var, path, body, other: (
                 f"{{% for {var} in {path} %}}{body}{{% else %}}{other}{{% endfor %}}"
