@@ -7,12 +7,13 @@ server-side, never pasted into SQL). A store that cannot be reached surfaces as 
 a statement the store rejects stays a ClickHouse error (`DatabaseError`, a bug of ours, not the
 client's).
 
-Queries and DDL go through clickhouse-connect in both modes. Embedded inserts and `select_json` do not:
-they run on chdb connection handles of the store's own (chdb allows many handles on the one engine
+Queries go through clickhouse-connect in both modes. Embedded inserts, commands and `select_json` do
+not: they run on chdb connection handles of the store's own (chdb allows many handles on the one engine
 path). clickhouse-connect's chdb backend encodes each insert to Native in Python, writes it to a
 temporary file and has chdb read the file back, all under one lock shared with every query; here the
-rows go to chdb as one JSON document (one C-encoded `json` call) over a streaming insert, and lookups
-come back as JSON lines instead of being decoded into Python types.
+rows go to chdb as one JSON document (one C-encoded `json` call) over a streaming insert, lookups
+come back as JSON lines instead of being decoded into Python types, and statements from several
+threads (the compute loop's) run at once.
 """
 
 from __future__ import annotations
