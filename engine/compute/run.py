@@ -70,22 +70,11 @@ def last_period(
     store: EventStore, workspace_id: str, property_id: str, version: str | None = None, *, step: str = STEP
 ) -> datetime | None:
     """Where the last `step` period of the property (at `version`, if given) ended, if there was one."""
-    parameters = {"workspace": workspace_id, "property": property_id, "step": step}
-    versioned = ""
-    if version is not None:
-        versioned = " AND version = {version:String}"
-        parameters["version"] = version
-    [(count, latest)] = store.query(
-        "SELECT count(), max(period_to) FROM computed_property_periods"
-        " WHERE workspace_id = {workspace:String} AND computed_property_id = {property:String}"
-        f" AND step = {{step:String}}{versioned}",
-        parameters,
-    )
-    return latest if count else None
+    return LastPeriods.read(store, workspace_id, [property_id]).of(property_id, version, step=step)
 
 
 class LastPeriods:
-    """Where each step of some properties last ended, read in one query (see `last_period`)."""
+    """Where each step of some properties last ended (at each version), read in one query."""
 
     def __init__(self, ends: dict[tuple[str, str, str], datetime]) -> None:
         self._ends = ends  # (property id, step, version) -> the latest period_to
@@ -101,7 +90,7 @@ class LastPeriods:
         return cls({(str(p), str(s), str(v)): end for p, s, v, end in rows})
 
     def of(self, property_id: str, version: str | None = None, *, step: str = STEP) -> datetime | None:
-        """As `last_period(store, workspace, property_id, version, step=step)` answered when read."""
+        """Where the last `step` period of the property (at `version`, if given) ended, as read."""
         ends = [
             end
             for (prop, at_step, at_version), end in self._ends.items()

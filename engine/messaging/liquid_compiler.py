@@ -121,15 +121,10 @@ class _Compiler:
         # The loops around the code being emitted, innermost last: (Liquid variable, Python local of
         # its item, Python local of its forloop drop or None).
         self.loops: list[tuple[str, str, str | None]] = []
-        # Where output goes: (list, its append, its character count, the count's limit or None). A
-        # capture writes to a buffer of its own.
+        # Where output goes: (its append, its character count, the count's limit or None). A capture
+        # writes to a buffer of its own.
         limit = self.env.output_stream_limit
-        self.buffer: tuple[str, str, str, str | None] = (
-            "out",
-            "a",
-            "n",
-            None if limit is None else str(limit),
-        )
+        self.buffer: tuple[str, str, str | None] = ("a", "n", None if limit is None else str(limit))
         # Names the template assigns or captures anywhere: they are looked up among its locals first.
         self.assigned = _assigned_names(template.nodes)
         # Loop drops cost a little per iteration: made only when the template may read one.
@@ -183,7 +178,7 @@ class _Compiler:
     def write(self, indent: int, text: str, length: int | None = None) -> None:
         """Append the string `text` (a local or a constant of `length` characters), within the output
         limit."""
-        _, append, count, limit = self.buffer
+        append, count, limit = self.buffer
         self.emit(indent, f"{count} += {length if length is not None else f'len({text})'}")
         self.emit(indent, f"{append}({text})")
         if limit is not None:
@@ -265,7 +260,7 @@ class _Compiler:
     def capture(self, node: Any, indent: int, *, suppressed: bool, depth: int) -> None:
         """Render the block to a buffer of its own and assign its text. As python-liquid's, the buffer
         may hold what the enclosing one has left (nothing is left to a suppressed block's NullIO)."""
-        enclosing_count, enclosing_limit = self.buffer[2], self.buffer[3]
+        _, enclosing_count, enclosing_limit = self.buffer
         out, count, limit = self.temp(), self.temp(), None
         self.emit(indent, f"{out} = []")
         self.emit(indent, f"{count} = 0")
@@ -277,7 +272,7 @@ class _Compiler:
                 else f"{self.env.output_stream_limit} - {enclosing_count}"
             )
             self.emit(indent, f"{limit} = {left}")
-        saved, self.buffer = self.buffer, (out, f"{out}.append", count, limit)
+        saved, self.buffer = self.buffer, (f"{out}.append", count, limit)
         self.child_block(node.block, indent, suppressed=False, depth=depth)
         self.buffer = saved
         text = self.temp()
