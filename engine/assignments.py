@@ -81,7 +81,7 @@ def write_assignments(
 # Every ClickHouse table holding rows computed for one segment or user property.
 COMPUTED_TABLES: tuple[str, ...] = (
     "computed_property_assignments_v2",
-    "computed_property_state_v3",
+    "computed_property_state_v4",
     "computed_property_periods",
 )
 

@@ -34,7 +34,7 @@ USER_DATA_TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("user_events_v2", ("user_id", "anonymous_id")),
     ("internal_events", ("user_id", "anonymous_id")),
     ("computed_property_assignments_v2", ("user_id",)),
-    ("computed_property_state_v3", ("user_id",)),
+    ("computed_property_state_v4", ("user_id",)),
     ("group_user_assignments", ("user_id",)),
     ("user_group_assignments", ("user_id",)),
     ("sent_message_facts", ("user_id", "anonymous_id")),

@@ -1,10 +1,12 @@
 """Compiling segment and user-property definitions (Dittofeed §7.1, §7.2) into ClickHouse SQL.
 
 A definition becomes a list of `StateSpec`s, one per node that reads events: which events it matches
-and what it keeps of them (the latest value, the distinct message ids, or every value). The states are
-merged per user into columns `s<i>_v` (latest value), `s<i>_c` (distinct count, inside the node's time
-window) and `s<i>_g` (all values), and the definition's `expression` computes the segment's boolean or
-the user property's JSON text from those columns. Every value from a definition is a bound parameter.
+and what it keeps of them, only what its expression reads (the latest value, the distinct message ids,
+or every value). The states are merged per user into columns `s<i>_n` (how many state rows: > 0 when
+the user has matching events), `s<i>_v` (latest value), `s<i>_c` (distinct count, inside the node's
+time window) and `s<i>_g` (all values), and the definition's `expression` computes the segment's
+boolean or the user property's JSON text from those columns. Every value from a definition is a bound
+parameter.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ class StateSpec:
 
     state_id: str
     match: str  # boolean SQL over user_events_v2 columns
-    value: str = "''"  # kept as the latest value (argMax by event_time), when non-empty
+    value: str = "''"  # kept as the latest value (argMax by event_time), when not ''
+    counted: bool = False  # keeps the distinct message ids (uniq), to count them
     grouped: str = ""  # kept as every value (groupArray), when set
     bucket_seconds: int = 0  # time bucket of event_time; 0 keeps one bucket
     window_seconds: int = 0  # only events this recent are kept (so counted); 0 = all
@@ -44,6 +47,7 @@ class Compiled:
     expression: str = "false"
     parameters: dict[str, Any] = field(default_factory=dict)
     time_dependent: bool = False
+    reads_user_id: bool = False  # the expression reads `user_id` itself, not only the states
 
     def bind(self, value: Any, kind: str) -> str:
         name = f"c{len(self.parameters)}"
@@ -197,7 +201,7 @@ class _SegmentBuilder:
             if kind == "Includes":
                 item = c.bind(_value_text(node["item"]), "String")
                 return f"arrayExists(x -> {_text('x')} = {item}, JSONExtractArrayRaw(s{i}_v))"
-            return _operator(c, f"s{i}_v", node["operator"], f"s{i}_c > 0")
+            return _operator(c, f"s{i}_v", node["operator"], f"s{i}_n > 0")
         if kind == "Performed":
             return self.performed(node)
         if kind == "LastPerformed":
@@ -209,15 +213,15 @@ class _SegmentBuilder:
                 )
                 for f in node.get("hasProperties", [])
             ]
-            return "(" + " AND ".join([f"s{i}_c > 0", *checks]) + ")"
+            return "(" + " AND ".join([f"s{i}_n > 0", *checks]) + ")"
         if kind == "Email":
             template = c.bind(node["templateId"], "String")
             match = f"{_track(c, node['event'])} AND JSONExtractString(properties, 'templateId') = {template}"
-            return f"(s{self.state(node, match)}_c > 0)"
+            return f"(s{self.state(node, match)}_n > 0)"
         if kind == "Broadcast":
             segment = c.bind(self.segment_id, "String")
             match = f"{_track(c, 'DFSegmentBroadcast')} AND {_property('segmentId')} = {segment}"
-            return f"(s{self.state(node, match)}_c > 0)"
+            return f"(s{self.state(node, match)}_n > 0)"
         if kind in ("SubscriptionGroup", "SubscriptionGroupUnsubscribed"):
             group = c.bind(node["subscriptionGroupId"], "String")
             match = f"{_track(c, 'DFSubscriptionChange')} AND {_property('subscriptionId')} = {group}"
@@ -241,6 +245,7 @@ class _SegmentBuilder:
             if percent >= 1:
                 return "true"
             threshold = c.bind(int(percent * 2**64), "UInt64")
+            c.reads_user_id = True
             name = c.bind(self.name, "String")
             return (
                 f"(reinterpretAsUInt64(reverse(substring(MD5(concat(user_id, {name})), 1, 8))) < {threshold})"
@@ -283,7 +288,11 @@ class _SegmentBuilder:
         if window:
             c.time_dependent = True
         i = self.state(
-            node, match, bucket_seconds=_window_bucket(window) if window else 0, window_seconds=window
+            node,
+            match,
+            counted=True,
+            bucket_seconds=_window_bucket(window) if window else 0,
+            window_seconds=window,
         )
         times = c.bind(int(node.get("times", 1)), "UInt64")
         operator = node.get("timesOperator") or "="
@@ -312,6 +321,7 @@ class _PropertyBuilder:
         kind = definition["type"]
         c = self.compiled
         if kind == "Id":
+            c.reads_user_id = True
             return "toJSONString(user_id)"
         if kind == "AnonymousId":
             i = self.state(node_id, "anonymous_id != ''", value="anonymous_id")

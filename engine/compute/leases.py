@@ -1,7 +1,7 @@
 """Compute leases: at most one worker computes a workspace's segments and user properties at a time.
 
 Computing is not idempotent: a period adds its events' partial aggregates to
-`computed_property_state_v3` (a `groupArrayState` counted twice lists every grouped value twice, for
+`computed_property_state_v4` (a `groupArrayState` counted twice lists every grouped value twice, for
 good) and inserts the assignments that changed since the last one. Two workers that read the same
 last period and both run the next one therefore store the period's state twice and assign twice.
 

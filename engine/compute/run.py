@@ -3,7 +3,7 @@
 A period covers events with `processing_time` in (`since`, `now`]; `since` is None on the first
 period of a definition version, which then reads all history. Each period:
 
-1. adds, per state, the aggregates of the period's matching events to `computed_property_state_v3`;
+1. adds, per state, the aggregates of the period's matching events to `computed_property_state_v4`;
 2. re-evaluates the users that can have changed (those with events in the period, plus everyone with
    state when the definition depends on the clock) and inserts an assignment for each whose value
    changed, all stamped `assigned_at = now` (the change signal later consumers read);
@@ -29,6 +29,8 @@ STEP = "ComputeAssignments"
 # merging each inserted block by key, as the (Aggregating|Replacing)MergeTree would, finds nothing to
 # merge; it cost a fifth of a state insert. Readers merge by key themselves.
 _NO_MERGE_ON_INSERT = " SETTINGS optimize_on_insert = 0"
+# The order of "latest": event time, then a hash of the message id, so that any merge order agrees.
+_LATEST = "bitShiftLeft(toInt128(toUnixTimestamp64Milli(event_time)), 64) + cityHash64(message_id)"
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,16 @@ def _insert_state(store: EventStore, spec: StateSpec, window: str, parameters: d
         if spec.bucket_seconds
         else "toDateTime64(0, 3, 'UTC')"
     )
-    grouped_state = "groupArrayState(grouped)" if spec.grouped else "groupArrayStateIf('', false)"
+    # Only the aggregates the definition reads: a column left out of the insert holds an empty state.
+    aggregates = {}
+    if spec.value != "''":
+        aggregates["last_value"] = f"argMaxIfState(value, {_LATEST}, value != '')"
+    if spec.counted:
+        aggregates["unique_count"] = "uniqState(message_id)"
+    if spec.grouped:
+        aggregates["grouped_values"] = "groupArrayState(grouped)"
+    columns = "".join(f" {column}," for column in aggregates)
+    states = "".join(f" {aggregate}," for aggregate in aggregates.values())
     grouped = f", {spec.grouped} AS grouped" if spec.grouped else ""
     recent = ""
     if spec.window_seconds:
@@ -130,12 +141,10 @@ def _insert_state(store: EventStore, spec: StateSpec, window: str, parameters: d
         since = f"subtractSeconds({{now:DateTime64(3, 'UTC')}}, {int(spec.window_seconds)})"
         recent = f" AND {bucket} >= {since}"
     store.command(
-        "INSERT INTO computed_property_state_v3 (workspace_id, type, computed_property_id, state_id, user_id,"
-        " last_value, unique_count, grouped_values, event_time, computed_at)"
+        "INSERT INTO computed_property_state_v4 (workspace_id, type, computed_property_id, state_id, user_id,"
+        f"{columns} event_time, computed_at)"
         " SELECT {workspace:String}, {kind:String}, {property:String}, {state:String}, user_or_anonymous_id,"
-        " argMaxIfState(value, (event_time, message_id), value != ''), uniqState(message_id),"
-        f" {grouped_state},"
-        f" {bucket} AS bucket, {{now:DateTime64(3, 'UTC')}}"
+        f"{states} {bucket} AS bucket, {{now:DateTime64(3, 'UTC')}}"
         # Only the columns the aggregates need: message_raw is most of a row's bytes.
         f" FROM (SELECT user_or_anonymous_id, event_time, message_id, {spec.value} AS value{grouped}"
         f" FROM user_events_v2 WHERE workspace_id = {{workspace:String}} AND {window}"
@@ -154,7 +163,7 @@ def _universe(target: Target, window: str, *, full: bool) -> str:
     if full or not target.compiled.time_dependent:
         return with_events
     return (
-        f"{with_events} UNION DISTINCT SELECT DISTINCT user_id FROM computed_property_state_v3"
+        f"{with_events} UNION DISTINCT SELECT DISTINCT user_id FROM computed_property_state_v4"
         " WHERE workspace_id = {workspace:String} AND type = {kind:String}"
         " AND computed_property_id = {property:String} AND state_id IN {states:Array(String)}"
     )
@@ -175,15 +184,17 @@ def _assign(
         if spec.window_seconds:
             since = f"subtractSeconds({{now:DateTime64(3, 'UTC')}}, {int(spec.window_seconds)})"
             recent = f" AND event_time >= {since}"
-        merged += [
-            f"argMaxMergeIf(last_value, {state}) AS s{index}_v",
-            f"uniqMergeIf(unique_count, {state}{recent}) AS s{index}_c",
-            f"groupArrayMergeIf(grouped_values, {state}) AS s{index}_g",
-        ]
+        merged.append(f"countIf({state}) AS s{index}_n")
+        if spec.value != "''":
+            merged.append(f"argMaxMergeIf(last_value, {state}) AS s{index}_v")
+        if spec.counted:
+            merged.append(f"uniqMergeIf(unique_count, {state}{recent}) AS s{index}_c")
+        if spec.grouped:
+            merged.append(f"groupArrayMergeIf(grouped_values, {state}) AS s{index}_g")
     parameters["states"] = [spec.state_id for spec in compiled.states]
     # Every key column up to state_id is bound, so only this version's states are read.
     states = (
-        "SELECT user_id, " + ", ".join(merged) + " FROM computed_property_state_v3"
+        "SELECT user_id, " + ", ".join(merged) + " FROM computed_property_state_v4"
         " WHERE workspace_id = {workspace:String} AND type = {kind:String}"
         " AND computed_property_id = {property:String} AND state_id IN {states:Array(String)}"
         f"{among_universe} GROUP BY user_id"

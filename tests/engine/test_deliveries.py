@@ -7,7 +7,6 @@ import base64
 import csv
 import io
 import json
-import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -25,9 +24,9 @@ from engine.deliveries import (
 from engine.events import EVENT_COLUMN_TYPES, EVENT_COLUMNS, build_rows
 from engine.sent_messages import PropertyMatch as P
 from engine.sent_messages import SentFilter
-from engine.storage.event_schema import MIGRATIONS
 from engine.storage.event_store import EventStore
 from tests.support.delivery_events import EMAIL, SMS, WEBHOOK, DeliveryEvents
+from tests.support.migrations import forget_migrations_from
 
 
 def at(clock: str) -> str:
@@ -257,25 +256,6 @@ def test_csv_cells_never_run_as_spreadsheet_formulas(client: TestClient) -> None
     user, message, template = row[4], row[6], row[8]
     assert (user, message, template) == ('\'=HYPERLINK("http://evil.test")', "'+m-1", "'@t")
     assert row[0] == "2026-03-01T10:01:00.000Z"  # other cells as they were
-
-
-def forget_migrations_from(event_store: EventStore, table: str) -> int:
-    """Make the database look migrated up to the version creating `table`: that version's and every
-    later version's tables and views dropped, and none of them recorded. Returns how many that is."""
-    first = next(
-        version
-        for version, statements in enumerate(MIGRATIONS, start=1)
-        if any(f"CREATE TABLE IF NOT EXISTS {{db}}.{table} " in statement for statement in statements)
-    )
-    for statements in MIGRATIONS[first - 1 :]:
-        for statement in reversed(statements):
-            if created := re.search(
-                r"CREATE (?:MATERIALIZED VIEW|TABLE) IF NOT EXISTS \{db\}\.(\w+)", statement
-            ):
-                event_store.command(f"DROP TABLE {created[1]}")
-    event_store.command("TRUNCATE TABLE feedgate_migrations")
-    event_store.insert("feedgate_migrations", [[v] for v in range(1, first)], ["version"], ["UInt32"])
-    return len(MIGRATIONS) - first + 1
 
 
 def test_migration_copies_status_events_stored_before_the_status_table(event_store: EventStore) -> None:

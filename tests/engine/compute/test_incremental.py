@@ -13,6 +13,7 @@ from engine.compute.compile import compile_segment, compile_user_property
 from engine.compute.run import Target
 from engine.storage.event_store import EventStore
 from tests.engine.compute.conftest import NOW, History
+from tests.support.migrations import forget_migrations_from
 
 SEGMENTS: list[dict[str, Any]] = [
     {
@@ -122,3 +123,23 @@ def test_incremental_equals_full_recompute(event_store: EventStore, stream: list
 def _visible(assignments: dict[str, str]) -> dict[str, str]:
     # A user never assigned and a user assigned false/'' are the same to every reader.
     return {user: value for user, value in assignments.items() if value not in ("false", "")}
+
+
+def test_states_dropped_by_a_schema_upgrade_are_computed_again_from_all_events(
+    event_store: EventStore,
+) -> None:
+    history = History(event_store)
+    segment_id = str(uuid.uuid4())
+    twice = compile_segment(segment_id, "s", SEGMENTS[2], "1")  # LOGIN at least twice
+    target = Target(history.workspace_id, "segment", segment_id, "1", twice)
+    history.track("ada", "LOGIN", at=NOW - timedelta(hours=2))
+    history.compute(target, history.clock + timedelta(milliseconds=5))
+    assert history.assignments(segment_id) == {}
+
+    # The store as it was before the state table it computed into (migration 10), then upgraded.
+    forget_migrations_from(event_store, "computed_property_state_v4")
+    event_store.migrate()
+    history.track("ada", "LOGIN", at=NOW - timedelta(hours=1))
+
+    assert history.compute(target, history.clock + timedelta(milliseconds=5)) == 1
+    assert history.assignments(segment_id) == {"ada": "true"}

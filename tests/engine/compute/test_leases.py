@@ -298,7 +298,7 @@ class Passes:
 def _grouped_lengths(history: History, property_id: str) -> dict[str, int]:
     """Per user, how many values the property's grouped state holds: one per event aggregated."""
     rows = history.store.query(
-        "SELECT user_id, length(groupArrayMerge(grouped_values)) FROM computed_property_state_v3"
+        "SELECT user_id, length(groupArrayMerge(grouped_values)) FROM computed_property_state_v4"
         " WHERE workspace_id = {w:String} AND computed_property_id = {p:String} GROUP BY user_id",
         {"w": history.workspace_id, "p": property_id},
     )
