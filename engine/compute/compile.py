@@ -46,7 +46,9 @@ class Compiled:
     states: list[StateSpec] = field(default_factory=list)
     expression: str = "false"
     parameters: dict[str, Any] = field(default_factory=dict)
-    time_dependent: bool = False
+    # The expression reads the clock (`now`) as well as the states (a node's time window is its
+    # state's `window_seconds`).
+    reads_clock: bool = False
     reads_user_id: bool = False  # the expression reads `user_id` itself, not only the states
 
     def bind(self, value: Any, kind: str) -> str:
@@ -127,7 +129,7 @@ def _operator(compiled: Compiled, raw: str, operator: dict[str, Any], present: s
         bound = compiled.bind(float(operator["value"]), "Float64")
         return f"coalesce(toFloat64OrNull({text}) {symbol} {bound}, false)"
     if kind == "Within":
-        compiled.time_dependent = True
+        compiled.reads_clock = True
         window = compiled.bind(int(operator["windowSeconds"]), "UInt32")
         since = f"subtractSeconds({{now:DateTime64(3, 'UTC')}}, {window})"
         return f"coalesce(parseDateTime64BestEffortOrNull({text}, 3, 'UTC') >= {since}, false)"
@@ -262,7 +264,7 @@ class _SegmentBuilder:
         Two states: the latest time the trait held another value, and every time it was set to this
         value; the value was taken at the first of those after the latest other one."""
         c = self.compiled
-        c.time_dependent = True
+        c.reads_clock = True
         operator = node["operator"]
         raw = _raw_at("properties", c.bind(clickhouse_path(node["path"]), "String"))
         target = c.bind(_value_text(operator["value"]), "String")
@@ -285,8 +287,6 @@ class _SegmentBuilder:
         c = self.compiled
         match = f"{_track(c, node['event'])} AND {_property_filters(c, node.get('properties'))}"
         window = int(node.get("withinSeconds") or 0)
-        if window:
-            c.time_dependent = True
         i = self.state(
             node,
             match,

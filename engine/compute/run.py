@@ -57,8 +57,10 @@ def compute_period(store: EventStore, target: Target, *, since: datetime | None,
     if since is not None:
         window += " AND processing_time > {since:DateTime64(3, 'UTC')}"
         parameters["since"] = since
-    for spec in target.compiled.states:
+    for index, spec in enumerate(target.compiled.states):
         _insert_state(store, spec, window, parameters)
+        parameters[f"s{index}"] = spec.state_id
+    parameters["states"] = [spec.state_id for spec in target.compiled.states]
     _assign(store, target, _universe(target, window, full=since is None), parameters, full=since is None)
     record_period(store, target, STEP, now)
 
@@ -155,18 +157,84 @@ def _insert_state(store: EventStore, spec: StateSpec, window: str, parameters: d
 
 
 def _universe(target: Target, window: str, *, full: bool) -> str:
-    """SQL for the ids of the users this period re-evaluates (with `_assign`'s parameters)."""
-    with_events = (
-        "SELECT DISTINCT user_or_anonymous_id AS user_id FROM user_events_v2"
-        f" WHERE workspace_id = {{workspace:String}} AND {window}"
+    """SQL for the ids of the users this period re-evaluates (with `_assign`'s parameters).
+
+    A full recompute re-evaluates every user with events. Otherwise a user's value can only have
+    changed when their states did, or the clock moved on what the definition reads, or they are new
+    to it; so a period re-evaluates the users
+    - with events this period that one of the states matches (their states changed);
+    - with events this period whose value without any state would be stored: a user new to the
+      definition gets the assignment a full recompute would give them (Everyone, an opt-out group,
+      a random bucket read from the user id);
+    - with state, when the expression reads the clock (a trait's time window, HasBeen);
+    - whose state buckets left a window during the period (Performed within a time window).
+    """
+    events = f"FROM user_events_v2 WHERE workspace_id = {{workspace:String}} AND {window}"
+    if full:
+        return f"SELECT DISTINCT user_or_anonymous_id AS user_id {events}"
+    compiled = target.compiled
+    matched = " OR ".join(f"({spec.match})" for spec in compiled.states) or "false"
+    no_state = ", ".join(
+        f"{empty} AS {name}"
+        for index, spec in enumerate(compiled.states)
+        for name, _, empty in _state_columns(index, spec)
     )
-    if full or not target.compiled.time_dependent:
-        return with_events
-    return (
-        f"{with_events} UNION DISTINCT SELECT DISTINCT user_id FROM computed_property_state_v4"
-        " WHERE workspace_id = {workspace:String} AND type = {kind:String}"
-        " AND computed_property_id = {property:String} AND state_id IN {states:Array(String)}"
+    stored_without_state = _worth_storing(target, _new_value(target))
+    parts = [
+        f"{'WITH ' + no_state + ' ' if no_state else ''}SELECT DISTINCT user_id FROM (SELECT"
+        f" user_or_anonymous_id AS user_id, {matched} AS matched {events})"
+        f" WHERE matched OR {stored_without_state}"
+    ]
+    with_state = (
+        "SELECT DISTINCT user_id FROM computed_property_state_v4 WHERE workspace_id = {workspace:String}"
+        " AND type = {kind:String} AND computed_property_id = {property:String}"
     )
+    if compiled.reads_clock:
+        parts.append(f"{with_state} AND state_id IN {{states:Array(String)}}")
+    else:
+        for index, spec in enumerate(compiled.states):
+            if spec.window_seconds:
+                # Counted at the last period's end (`since`), not at `now`: see `_insert_state`.
+                seconds = int(spec.window_seconds)
+                parts.append(
+                    f"{with_state} AND state_id = {{s{index}:String}}"
+                    f" AND event_time >= subtractSeconds({{since:DateTime64(3, 'UTC')}}, {seconds})"
+                    f" AND event_time < subtractSeconds({{now:DateTime64(3, 'UTC')}}, {seconds})"
+                )
+    return " UNION DISTINCT ".join(parts)
+
+
+def _new_value(target: Target) -> str:
+    """The user's new value, over their merged state columns."""
+    if target.kind == "segment":
+        return f"toBool({target.compiled.expression})"
+    return target.compiled.expression
+
+
+def _worth_storing(target: Target, value: str) -> str:
+    """Whether a user never assigned before gets `value` stored: a full recompute stores memberships
+    and values, never a user's absence from a segment or an empty value."""
+    return value if target.kind == "segment" else f"({value}) != ''"
+
+
+def _state_columns(index: int, spec: StateSpec) -> list[tuple[str, str, str]]:
+    """The merged columns of the `index`th state, each as (name, its merge of the user's state rows,
+    its value when the user has none: what the states' LEFT JOIN gives such a user)."""
+    state = f"state_id = {{s{index}:String}}"
+    columns = [(f"s{index}_n", f"countIf({state})", "toUInt64(0)")]
+    if spec.value != "''":
+        columns.append((f"s{index}_v", f"argMaxMergeIf(last_value, {state})", "''"))
+    if spec.counted:
+        recent = ""
+        if spec.window_seconds:
+            since = f"subtractSeconds({{now:DateTime64(3, 'UTC')}}, {int(spec.window_seconds)})"
+            recent = f" AND event_time >= {since}"
+        columns.append((f"s{index}_c", f"uniqMergeIf(unique_count, {state}{recent})", "toUInt64(0)"))
+    if spec.grouped:
+        columns.append(
+            (f"s{index}_g", f"groupArrayMergeIf(grouped_values, {state})", "CAST([], 'Array(String)')")
+        )
+    return columns
 
 
 def _assign(
@@ -176,22 +244,11 @@ def _assign(
     # joins below need no `IN (universe)` filters, and the universe is read once instead of three times.
     among_universe = "" if full else f" AND user_id IN ({universe})"
     compiled = target.compiled
-    merged = []
-    for index, spec in enumerate(compiled.states):
-        state = f"state_id = {{s{index}:String}}"
-        parameters[f"s{index}"] = spec.state_id
-        recent = ""
-        if spec.window_seconds:
-            since = f"subtractSeconds({{now:DateTime64(3, 'UTC')}}, {int(spec.window_seconds)})"
-            recent = f" AND event_time >= {since}"
-        merged.append(f"countIf({state}) AS s{index}_n")
-        if spec.value != "''":
-            merged.append(f"argMaxMergeIf(last_value, {state}) AS s{index}_v")
-        if spec.counted:
-            merged.append(f"uniqMergeIf(unique_count, {state}{recent}) AS s{index}_c")
-        if spec.grouped:
-            merged.append(f"groupArrayMergeIf(grouped_values, {state}) AS s{index}_g")
-    parameters["states"] = [spec.state_id for spec in compiled.states]
+    merged = [
+        f"{merge} AS {name}"
+        for index, spec in enumerate(compiled.states)
+        for name, merge, _ in _state_columns(index, spec)
+    ]
     # Every key column up to state_id is bound, so only this version's states are read.
     states = (
         "SELECT user_id, " + ", ".join(merged) + " FROM computed_property_state_v4"
@@ -202,17 +259,10 @@ def _assign(
         else "SELECT '' AS user_id WHERE false"
     )
     if target.kind == "segment":
-        new_value = f"toBool({compiled.expression})"
         segment_value, property_value, changed = "new_value", "''", "current.segment_value != new_value"
-        worth_storing = "new_value"
     else:
-        new_value = compiled.expression
-        segment_value, property_value, changed = (
-            "false",
-            "new_value",
-            "current.user_property_value != new_value",
-        )
-        worth_storing = "new_value != ''"
+        segment_value, property_value = "false", "new_value"
+        changed = "current.user_property_value != new_value"
     current = (
         "SELECT user_id, argMax(segment_value, assigned_at) AS segment_value,"
         " argMax(user_property_value, assigned_at) AS user_property_value, true AS known"
@@ -223,10 +273,10 @@ def _assign(
     select = (
         "SELECT {workspace:String}, {kind:String}, {property:String}, user_id,"
         f" {segment_value}, {property_value}, {{now:DateTime64(3, 'UTC')}}, {{now:DateTime64(3, 'UTC')}}"
-        f" FROM (SELECT universe.user_id AS user_id, {new_value} AS new_value"
+        f" FROM (SELECT universe.user_id AS user_id, {_new_value(target)} AS new_value"
         f" FROM ({universe}) AS universe LEFT JOIN ({states}) AS states ON states.user_id = universe.user_id)"
         f" AS evaluated LEFT JOIN ({current}) AS current ON current.user_id = evaluated.user_id"
-        f" WHERE if(current.known, {changed}, {worth_storing})"
+        f" WHERE if(current.known, {changed}, {_worth_storing(target, 'new_value')})"
     )
     store.command(
         "INSERT INTO computed_property_assignments_v2 (workspace_id, type, computed_property_id, user_id,"

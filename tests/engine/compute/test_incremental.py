@@ -53,11 +53,25 @@ SEGMENTS: list[dict[str, Any]] = [
             {"id": "b", "type": "Performed", "event": "BUY", "times": 1, "timesOperator": ">="},
         ],
     },
+    # Values stored for users with no state at all: a user's first events, matching nothing, make
+    # them members.
+    {
+        "entryNode": {
+            "id": "e",
+            "type": "SubscriptionGroup",
+            "subscriptionGroupId": "g",
+            "subscriptionGroupType": "OptOut",
+        },
+        "nodes": [],
+    },
+    {"entryNode": {"id": "e", "type": "RandomBucket", "percent": 0.5}, "nodes": []},
+    {"entryNode": {"id": "e", "type": "Everyone"}, "nodes": []},
 ]
 PROPERTIES: list[dict[str, Any]] = [
     {"type": "Trait", "path": "plan"},
     {"type": "Performed", "event": "BUY", "path": "amount"},
     {"type": "PerformedMany", "or": [{"event": "BUY"}]},
+    {"type": "Id"},
 ]
 
 events = st.lists(
@@ -143,3 +157,34 @@ def test_states_dropped_by_a_schema_upgrade_are_computed_again_from_all_events(
 
     assert history.compute(target, history.clock + timedelta(milliseconds=5)) == 1
     assert history.assignments(segment_id) == {"ada": "true"}
+
+
+def test_a_windowed_count_forgets_events_leaving_the_window_with_nothing_new(event_store: EventStore) -> None:
+    history = History(event_store)
+    segment_id = str(uuid.uuid4())
+    lately = compile_segment(segment_id, "s", SEGMENTS[3], "1")  # LOGIN within the last hour
+    target = Target(history.workspace_id, "segment", segment_id, "1", lately)
+    history.clock = NOW
+    history.track("ada", "LOGIN", at=NOW)
+    history.track("bob", "LOGIN", at=NOW + timedelta(minutes=50))
+    assert history.compute(target, NOW + timedelta(minutes=55)) == 2
+
+    assert history.compute(target, NOW + timedelta(minutes=80)) == 1  # no event since
+    assert history.assignments(segment_id) == {"ada": "false", "bob": "true"}
+    assert history.compute(target, NOW + timedelta(minutes=90)) == 0
+    assert history.compute(target, NOW + timedelta(minutes=120)) == 1
+    assert history.assignments(segment_id) == {"ada": "false", "bob": "false"}
+
+
+def test_a_user_matching_no_state_gets_what_a_full_recompute_gives(event_store: EventStore) -> None:
+    history = History(event_store)
+    segment_id = str(uuid.uuid4())
+    opted_out = compile_segment(segment_id, "s", SEGMENTS[6], "1")  # not unsubscribed from g
+    target = Target(history.workspace_id, "segment", segment_id, "1", opted_out)
+    history.identify("ada", plan="free")
+    assert history.compute(target, history.clock + timedelta(milliseconds=5)) == 1
+
+    history.track("bob", "LOGIN")  # bob's first event, which no state of the segment matches
+    history.track("ada", "LOGIN")
+    assert history.compute(target, history.clock + timedelta(milliseconds=5)) == 1
+    assert history.assignments(segment_id) == {"ada": "true", "bob": "true"}
