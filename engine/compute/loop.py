@@ -27,7 +27,8 @@ from engine.compute.compile import compile_segment, compile_user_property
 from engine.compute.leases import COMPUTE_LEASE, claim_compute, release_compute
 from engine.compute.process import STEP as PROCESS_STEP
 from engine.compute.process import AssignmentChange, AssignmentListener, copy_changes, read_changes
-from engine.compute.run import LastPeriods, Target, compute_period, version_of
+from engine.compute.run import STEP as COMPUTE_STEP
+from engine.compute.run import LastPeriods, Target, compute_period, record_periods, version_of
 from engine.delivery_facts import fold_pending_statuses
 from engine.storage.event_store import EventStore
 from engine.storage.models import Workspace, WorkspaceStatus, WorkspaceType, utcnow
@@ -101,7 +102,9 @@ def compute_workspace(
     # Read once for every target: this process holds the workspace (its lease or lock) meanwhile.
     periods = LastPeriods.read(store, workspace_id, [target.property_id for target in targets])
     changed = failed = attempted = 0
-    copies: list[Future[float | None]] = []
+    copies: list[tuple[Target, Future[float | None]]] = []
+    # The periods that ran, recorded together once every copy is done (see engine.compute.run).
+    ran: list[tuple[Target, str, datetime]] = []
     running: deque[tuple[Target, Future[list[AssignmentChange]]]] = deque()
     lease_lost = False
     # COMPUTE_THREADS targets compute at once (their statements run outside the interpreter lock, and
@@ -141,11 +144,12 @@ def compute_workspace(
                 )
                 continue
             changed += len(changes)
+            ran.append((target, COMPUTE_STEP, now))
             if lease_lost:
                 continue  # another worker may hold the workspace now: it copies these changes
             if len(copies) >= 2:
-                wait(copies[-2:-1])
-            copies.append(copier.submit(_copy_assignments, sessions, store, target, changes, now, listeners))
+                wait([copies[-2][1]])
+            copies.append((target, copier.submit(_copy_assignments, sessions, target, changes, listeners)))
             done = attempted - len(running)
             if time.perf_counter() - last_report > PROGRESS_EVERY_SECONDS and done < len(targets):
                 last_report = time.perf_counter()
@@ -157,9 +161,20 @@ def compute_workspace(
                     last_report - started,
                     changed,
                 )
-    copy_times = [copy.result() for copy in copies]
-    failed += copy_times.count(None)
-    copy_seconds = sum(seconds for seconds in copy_times if seconds is not None)
+    copy_seconds = 0.0
+    for target, copy in copies:
+        seconds = copy.result()
+        if seconds is None:
+            failed += 1
+        else:
+            copy_seconds += seconds
+            ran.append((target, PROCESS_STEP, now))
+    try:
+        record_periods(store, ran)
+    except Exception:
+        # The next run repeats these periods, which changes nothing already done (engine.compute.run).
+        logger.exception("workspace %s: %d computed periods not recorded", workspace_id, len(ran))
+        failed = attempted
     return ComputeSummary(attempted, changed, failed, time.perf_counter() - started, copy_seconds)
 
 
@@ -180,10 +195,8 @@ def _compute_target(
 
 def _copy_assignments(
     sessions: sessionmaker[Session],
-    store: EventStore,
     target: Target,
     changes: list[AssignmentChange],
-    now: datetime,
     listeners: Sequence[AssignmentListener],
 ) -> float | None:
     """Copy the target's changes to SQL and tell the listeners; how long it took, or None when it
@@ -191,7 +204,7 @@ def _copy_assignments(
     started = time.perf_counter()
     try:
         with sessions() as session:
-            copy_changes(session, store, target, changes, now=now, listeners=listeners)
+            copy_changes(session, target.kind, changes, listeners=listeners)
     except Exception:
         logger.exception(
             "%s %s of workspace %s not copied to SQL", target.kind, target.property_id, target.workspace_id

@@ -2,9 +2,10 @@
 changed are copied to SQL and handed to the listeners that act on membership changes (journeys).
 
 Each run reads the ClickHouse assignments stamped after the previous ProcessAssignments period of the
-property, up to `now`, upserts them, calls the listeners, and only then records its period. A crash
-anywhere before that repeats the whole step: the upsert is idempotent, so listeners see a change at
-least once and must key what they do by (property, user, assigned_at).
+property, up to `now`, upserts them, calls the listeners, and only then is its period recorded (by the
+compute loop, `run.record_periods`). A crash anywhere before that repeats the whole step: the upsert
+is idempotent, so listeners see a change at least once and must key what they do by (property, user,
+assigned_at).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from engine.compute.run import Kind, Target, record_period
+from engine.compute.run import Kind
 from engine.storage.assignment_models import SegmentAssignment, UserPropertyAssignment
 from engine.storage.event_store import EventStore
 
@@ -43,21 +44,18 @@ AssignmentListener = Callable[[Sequence[AssignmentChange]], None]
 
 def copy_changes(
     session: Session,
-    store: EventStore,
-    target: Target,
+    kind: Kind,
     changes: Sequence[AssignmentChange],
     *,
-    now: datetime,
     listeners: Sequence[AssignmentListener] = (),
 ) -> None:
     """Copy `changes` (`read_changes` since the last ProcessAssignments period) to SQL and commit,
-    tell `listeners` (when something changed), then record the period."""
-    _upsert(session, target.kind, changes)
+    then tell `listeners` (when something changed). The caller records the period after."""
+    _upsert(session, kind, changes)
     session.commit()
     if changes:
         for listener in listeners:
             listener(changes)
-    record_period(store, target, STEP, now)
 
 
 def read_changes(

@@ -4,13 +4,16 @@ A period covers events with `processing_time` in (`since`, `now`]; `since` is No
 period of a definition version, which then reads all history. Each period:
 
 1. adds, per state, the aggregates of the period's matching events to `computed_property_state_v4`;
-2. re-evaluates the users that can have changed (those with events in the period, plus everyone with
-   state when the definition depends on the clock) and inserts an assignment for each whose value
-   changed, all stamped `assigned_at = now` (the change signal later consumers read);
-3. records the period.
+2. re-evaluates the users that can have changed (see `_universe`) and inserts an assignment for each
+   whose value changed, all stamped `assigned_at = now` (the change signal later consumers read);
+3. is recorded (`record_periods`), by the caller: the compute loop records all of a run's periods in
+   one insert.
 
 Merging partial aggregates is order-independent, so any split of history into periods yields the
-same assignments as one full recompute.
+same assignments as one full recompute. A period that ran but was not recorded (the process died
+first) runs again: its states are added twice, which no reader of them can tell (latest value,
+distinct count, whether there is a row, distinct or earliest grouped values), and its assignments are
+already current, so none changes again.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ class Target:
 
 
 def compute_period(store: EventStore, target: Target, *, since: datetime | None, now: datetime) -> None:
-    """Run one period for `target`: its changed assignments are those stamped `now`."""
+    """Run one period for `target` (not recorded): its changed assignments are those stamped `now`."""
     parameters: dict[str, Any] = {
         **target.compiled.parameters,
         "workspace": target.workspace_id,
@@ -61,8 +64,10 @@ def compute_period(store: EventStore, target: Target, *, since: datetime | None,
         _insert_state(store, spec, window, parameters)
         parameters[f"s{index}"] = spec.state_id
     parameters["states"] = [spec.state_id for spec in target.compiled.states]
-    _assign(store, target, _universe(target, window, full=since is None), parameters, full=since is None)
-    record_period(store, target, STEP, now)
+    full = since is None
+    stored_without_state = not full and _stored_without_state(store, target, parameters)
+    universe = _universe(target, window, full=full, stored_without_state=stored_without_state)
+    _assign(store, target, universe, parameters, full=full)
 
 
 def version_of(definition_updated_at: datetime) -> str:
@@ -103,10 +108,14 @@ class LastPeriods:
         return max(ends, default=None)
 
 
-def record_period(store: EventStore, target: Target, step: str, now: datetime) -> None:
+def record_periods(store: EventStore, periods: Sequence[tuple[Target, str, datetime]]) -> None:
+    """Record that each (target, step) period ended at its time."""
     store.insert(
         "computed_property_periods",
-        [[target.workspace_id, target.kind, target.property_id, target.version, step, now]],
+        [
+            [target.workspace_id, target.kind, target.property_id, target.version, step, now]
+            for target, step, now in periods
+        ],
         ("workspace_id", "type", "computed_property_id", "version", "step", "period_to"),
         (
             "String",
@@ -156,35 +165,34 @@ def _insert_state(store: EventStore, spec: StateSpec, window: str, parameters: d
     )
 
 
-def _universe(target: Target, window: str, *, full: bool) -> str:
+def _universe(target: Target, window: str, *, full: bool, stored_without_state: bool) -> str:
     """SQL for the ids of the users this period re-evaluates (with `_assign`'s parameters).
 
     A full recompute re-evaluates every user with events. Otherwise a user's value can only have
     changed when their states did, or the clock moved on what the definition reads, or they are new
     to it; so a period re-evaluates the users
-    - with events this period that one of the states matches (their states changed);
-    - with events this period whose value without any state would be stored: a user new to the
-      definition gets the assignment a full recompute would give them (Everyone, an opt-out group,
-      a random bucket read from the user id);
+    - with events this period that one of the states matches (their states changed), or with any
+      event this period when a user without state gets a value stored (`stored_without_state`: a
+      user new to the definition gets the assignment a full recompute would give them);
     - with state, when the expression reads the clock (a trait's time window, HasBeen);
     - whose state buckets left a window during the period (Performed within a time window).
     """
-    events = f"FROM user_events_v2 WHERE workspace_id = {{workspace:String}} AND {window}"
-    if full:
-        return f"SELECT DISTINCT user_or_anonymous_id AS user_id {events}"
-    compiled = target.compiled
-    matched = " OR ".join(f"({spec.match})" for spec in compiled.states) or "false"
-    no_state = ", ".join(
-        f"{empty} AS {name}"
-        for index, spec in enumerate(compiled.states)
-        for name, _, empty in _state_columns(index, spec)
+    with_events = (
+        "SELECT DISTINCT user_or_anonymous_id AS user_id FROM user_events_v2"
+        f" WHERE workspace_id = {{workspace:String}} AND {window}"
     )
-    stored_without_state = _worth_storing(target, _new_value(target))
-    parts = [
-        f"{'WITH ' + no_state + ' ' if no_state else ''}SELECT DISTINCT user_id FROM (SELECT"
-        f" user_or_anonymous_id AS user_id, {matched} AS matched {events})"
-        f" WHERE matched OR {stored_without_state}"
-    ]
+    if full:
+        return with_events
+    compiled = target.compiled
+    if stored_without_state:
+        parts = [with_events]
+    else:
+        parts = [
+            with_events
+            + " AND ("
+            + (" OR ".join(f"({spec.match})" for spec in compiled.states) or "false")
+            + ")"
+        ]
     with_state = (
         "SELECT DISTINCT user_id FROM computed_property_state_v4 WHERE workspace_id = {workspace:String}"
         " AND type = {kind:String} AND computed_property_id = {property:String}"
@@ -202,6 +210,25 @@ def _universe(target: Target, window: str, *, full: bool) -> str:
                     f" AND event_time < subtractSeconds({{now:DateTime64(3, 'UTC')}}, {seconds})"
                 )
     return " UNION DISTINCT ".join(parts)
+
+
+def _stored_without_state(store: EventStore, target: Target, parameters: dict[str, Any]) -> bool:
+    """Whether a user with no state at all gets a value stored (a member of an opt-out group, of
+    Everyone), computed by ClickHouse itself on the columns the states' LEFT JOIN gives such a user.
+    A definition reading the user id may store a value for some of them."""
+    if target.compiled.reads_user_id:
+        return True
+    no_state = ", ".join(
+        f"{empty} AS {name}"
+        for index, spec in enumerate(target.compiled.states)
+        for name, _, empty in _state_columns(index, spec)
+    )
+    [(stored,)] = store.query(
+        f"SELECT {_worth_storing(target, _new_value(target))}"
+        + (f" FROM (SELECT {no_state})" if no_state else ""),
+        parameters,
+    )
+    return bool(stored)
 
 
 def _new_value(target: Target) -> str:

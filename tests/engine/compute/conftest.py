@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.compute.compile import compile_segment, compile_user_property
 from engine.compute.loop import compute_workspace
-from engine.compute.run import Target, compute_period, last_period
+from engine.compute.run import STEP, Target, compute_period, last_period, record_periods
 from engine.events import EVENT_COLUMN_TYPES, EVENT_COLUMNS, build_rows
 from engine.storage.assignment_models import SegmentAssignment, UserPropertyAssignment
 from engine.storage.event_store import EventStore
@@ -114,6 +114,7 @@ class History:
         """Run one period; return how many assignments it changed (those stamped `now`)."""
         since = last_period(self.store, self.workspace_id, target.property_id, target.version)
         compute_period(self.store, target, since=since, now=now)
+        record_periods(self.store, [(target, STEP, now)])
         [(changed,)] = self.store.query(
             "SELECT count() FROM computed_property_assignments_v2 WHERE workspace_id = {w:String}"
             " AND computed_property_id = {p:String} AND assigned_at = {now:DateTime64(3, 'UTC')}",

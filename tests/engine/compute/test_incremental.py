@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.compute.compile import compile_segment, compile_user_property
-from engine.compute.run import Target
+from engine.compute.run import Target, compute_period
 from engine.storage.event_store import EventStore
 from tests.engine.compute.conftest import NOW, History
 from tests.support.migrations import forget_migrations_from
@@ -188,3 +188,24 @@ def test_a_user_matching_no_state_gets_what_a_full_recompute_gives(event_store: 
     history.track("ada", "LOGIN")
     assert history.compute(target, history.clock + timedelta(milliseconds=5)) == 1
     assert history.assignments(segment_id) == {"ada": "true", "bob": "true"}
+
+
+def test_a_period_run_again_after_dying_unrecorded_changes_nothing(event_store: EventStore) -> None:
+    history = History(event_store)
+    for user, minutes_ago in [("u1", 50), ("u2", 40), ("u1", 30), ("u3", 20), ("u2", 10)]:
+        at = NOW - timedelta(minutes=minutes_ago)
+        history.identify(user, at=at, plan="paid" if minutes_ago > 25 else "free")
+        history.track(user, "BUY", at=at, amount=minutes_ago)
+        history.track(user, "LOGIN", at=at)
+    end = history.clock + timedelta(milliseconds=5)
+    again, once = _targets(history.workspace_id), _targets(history.workspace_id)
+    for target in again:
+        compute_period(event_store, target, since=None, now=end)  # the process dies before recording
+
+    later = end + timedelta(seconds=1)
+    for target in again:
+        assert history.compute(target, later) == 0, target.compiled  # the period again, and a second
+    for target in once:
+        history.compute(target, later)
+    for a, b in zip(again, once, strict=True):
+        assert history.assignments(a.property_id) == history.assignments(b.property_id), a.compiled
