@@ -12,6 +12,7 @@ workspace at once; without one (a single process) the per-process lock alone ser
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -101,6 +102,9 @@ def compute_workspace(
         targets = list(load_targets(session, workspace_id, only))
     # Read once for every target: this process holds the workspace (its lease or lock) meanwhile.
     periods = LastPeriods.read(store, workspace_id, [target.property_id for target in targets])
+    # Embedded, the engine shares this machine's cores with the other targets computing and the copier:
+    # statements each using every core only contend (measured: full recompute 6% faster on 2 cores).
+    threads = max(1, (os.cpu_count() or 1) // COMPUTE_THREADS) if store.embedded else None
     changed = failed = attempted = 0
     copies: list[tuple[Target, Future[float | None]]] = []
     # The periods that ran, recorded together once every copy is done (see engine.compute.run).
@@ -131,7 +135,9 @@ def compute_workspace(
                     lease_lost = True
                     break
                 attempted += 1
-                running.append((target, computers.submit(_compute_target, store, target, periods, now)))
+                running.append(
+                    (target, computers.submit(_compute_target, store, target, periods, now, threads))
+                )
             if not running:
                 break
             target, computing = running.popleft()
@@ -179,10 +185,11 @@ def compute_workspace(
 
 
 def _compute_target(
-    store: EventStore, target: Target, periods: LastPeriods, now: datetime
+    store: EventStore, target: Target, periods: LastPeriods, now: datetime, threads: int | None
 ) -> list[AssignmentChange]:
     """One period of the target; its changes to copy (all since its last ProcessAssignments period)."""
-    compute_period(store, target, since=periods.of(target.property_id, target.version), now=now)
+    since = periods.of(target.property_id, target.version)
+    compute_period(store, target, since=since, now=now, threads=threads)
     return read_changes(
         store,
         target.workspace_id,

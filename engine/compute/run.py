@@ -47,8 +47,12 @@ class Target:
     compiled: Compiled
 
 
-def compute_period(store: EventStore, target: Target, *, since: datetime | None, now: datetime) -> None:
-    """Run one period for `target` (not recorded): its changed assignments are those stamped `now`."""
+def compute_period(
+    store: EventStore, target: Target, *, since: datetime | None, now: datetime, threads: int | None = None
+) -> None:
+    """Run one period for `target` (not recorded): its changed assignments are those stamped `now`.
+    `threads` caps the ClickHouse threads of each statement (None: the server's own setting)."""
+    settings = _NO_MERGE_ON_INSERT + (f", max_threads = {int(threads)}" if threads else "")
     parameters: dict[str, Any] = {
         **target.compiled.parameters,
         "workspace": target.workspace_id,
@@ -61,13 +65,13 @@ def compute_period(store: EventStore, target: Target, *, since: datetime | None,
         window += " AND processing_time > {since:DateTime64(3, 'UTC')}"
         parameters["since"] = since
     for index, spec in enumerate(target.compiled.states):
-        _insert_state(store, spec, window, parameters)
+        _insert_state(store, spec, window, parameters, settings)
         parameters[f"s{index}"] = spec.state_id
     parameters["states"] = [spec.state_id for spec in target.compiled.states]
     full = since is None
     stored_without_state = not full and _stored_without_state(store, target, parameters)
     universe = _universe(target, window, full=full, stored_without_state=stored_without_state)
-    _assign(store, target, universe, parameters, full=full)
+    _assign(store, target, universe, parameters, settings, full=full)
 
 
 def version_of(definition_updated_at: datetime) -> str:
@@ -128,7 +132,9 @@ def record_periods(store: EventStore, periods: Sequence[tuple[Target, str, datet
     )
 
 
-def _insert_state(store: EventStore, spec: StateSpec, window: str, parameters: dict[str, Any]) -> None:
+def _insert_state(
+    store: EventStore, spec: StateSpec, window: str, parameters: dict[str, Any], settings: str
+) -> None:
     bucket = (
         f"toStartOfInterval(event_time, INTERVAL {int(spec.bucket_seconds)} SECOND)"
         if spec.bucket_seconds
@@ -160,7 +166,7 @@ def _insert_state(store: EventStore, spec: StateSpec, window: str, parameters: d
         f" FROM (SELECT user_or_anonymous_id, event_time, message_id, {spec.value} AS value{grouped}"
         f" FROM user_events_v2 WHERE workspace_id = {{workspace:String}} AND {window}"
         f" AND ({spec.match}){recent})"
-        f" GROUP BY user_or_anonymous_id, bucket{_NO_MERGE_ON_INSERT}",
+        f" GROUP BY user_or_anonymous_id, bucket{settings}",
         {**parameters, "state": spec.state_id},
     )
 
@@ -265,7 +271,13 @@ def _state_columns(index: int, spec: StateSpec) -> list[tuple[str, str, str]]:
 
 
 def _assign(
-    store: EventStore, target: Target, universe: str, parameters: dict[str, Any], *, full: bool
+    store: EventStore,
+    target: Target,
+    universe: str,
+    parameters: dict[str, Any],
+    settings: str,
+    *,
+    full: bool,
 ) -> None:
     # On a full recompute every user with state or an assignment is in the universe anyway, so the
     # joins below need no `IN (universe)` filters, and the universe is read once instead of three times.
@@ -307,7 +319,7 @@ def _assign(
     )
     store.command(
         "INSERT INTO computed_property_assignments_v2 (workspace_id, type, computed_property_id, user_id,"
-        f" segment_value, user_property_value, max_event_time, assigned_at) {select}{_NO_MERGE_ON_INSERT}",
+        f" segment_value, user_property_value, max_event_time, assigned_at) {select}{settings}",
         parameters,
     )
 
