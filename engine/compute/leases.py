@@ -1,9 +1,10 @@
 """Compute leases: at most one worker computes a workspace's segments and user properties at a time.
 
-Computing is not idempotent: a period adds its events' partial aggregates to
-`computed_property_state_v4` (a `groupArrayState` counted twice lists every grouped value twice, for
-good) and inserts the assignments that changed since the last one. Two workers that read the same
-last period and both run the next one therefore store the period's state twice and assign twice.
+Two computations of one workspace at once waste work and signal changes twice: a period adds its
+events' partial aggregates to `computed_property_state_v4` and inserts the assignments that changed
+since the last one, so two workers that read the same last period and both run the next one store the
+period's states twice (which no reader of them can tell, but which they keep) and both insert the
+assignments that changed, each a change signal for the listeners.
 
 A worker claims the workspace's `compute_leases` row (owner + expiry) before computing it, renews the
 claim between targets, and releases it when done. The claim is one `INSERT … ON CONFLICT DO UPDATE …
