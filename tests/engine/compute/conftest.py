@@ -110,10 +110,11 @@ class History:
         summary = compute_workspace(self.sessions, self.store, self.workspace_id, now=now, only={property_id})
         assert (summary.properties, summary.failed) == (1, 0)
 
-    def compute(self, target: Target, now: datetime) -> int:
-        """Run one period; return how many assignments it changed (those stamped `now`)."""
+    def compute(self, target: Target, now: datetime, *, states_added: bool = False) -> int:
+        """Run one period (its states already added by `add_states`, if so); return how many
+        assignments it changed (those stamped `now`)."""
         since = last_period(self.store, self.workspace_id, target.property_id, target.version)
-        compute_period(self.store, target, since=since, now=now)
+        compute_period(self.store, target, since=since, now=now, states_added=states_added)
         record_periods(self.store, [(target, STEP, now)])
         [(changed,)] = self.store.query(
             "SELECT count() FROM computed_property_assignments_v2 WHERE workspace_id = {w:String}"
