@@ -3,7 +3,8 @@
 A period covers events with `processing_time` in (`since`, `now`]; `since` is None on the first
 period of a definition version, which then reads all history. Each period:
 
-1. adds, per state, the aggregates of the period's matching events to `computed_property_state_v4`;
+1. adds, per state, the aggregates of the period's matching events to `computed_property_state_v4`
+   (or `add_states` has, for several targets at once);
 2. re-evaluates the users that can have changed (see `_universe`) and inserts an assignment for each
    whose value changed, all stamped `assigned_at = now` (the change signal later consumers read);
 3. is recorded (`record_periods`), by the caller: the compute loop records all of a run's periods in
@@ -33,8 +34,8 @@ STEP = "ComputeAssignments"
 # merging each inserted block by key, as the (Aggregating|Replacing)MergeTree would, finds nothing to
 # merge; it cost a fifth of a state insert. Readers merge by key themselves.
 _NO_MERGE_ON_INSERT = " SETTINGS optimize_on_insert = 0"
-# The order of "latest": event time, then a hash of the message id, so that any merge order agrees.
 _EMPTY = "''"
+# The order of "latest": event time, then a hash of the message id, so that any merge order agrees.
 _LATEST = "bitShiftLeft(toInt128(toUnixTimestamp64Milli(event_time)), 64) + cityHash64(message_id)"
 
 
