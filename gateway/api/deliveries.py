@@ -18,6 +18,7 @@ from starlette.routing import Route
 from engine import deliveries
 from engine.sent_messages import PropertyMatch, SentFilter
 from gateway.admin_auth import authorize_target
+from gateway.api.attachments import csv_attachment
 from gateway.deps import Authorize, in_transaction
 from gateway.inputs import validate
 from gateway.query_strings import DateText, OneOrMany, read_nested_query
@@ -125,11 +126,7 @@ def deliveries_routes(prefix: str, authorize: Authorize, *, name: str) -> list[R
             query.sort(),
         )
         file_name = deliveries.download_file_name(datetime.now(UTC))
-        return Response(
-            content,
-            media_type="text/csv",
-            headers={"Content-Disposition": f"attachment; filename={file_name}"},
-        )
+        return csv_attachment(content, file_name)
 
     return [
         Route(prefix, search, methods=["GET"], name=f"{name}:search"),

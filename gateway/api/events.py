@@ -23,6 +23,7 @@ from engine.event_search import (
 )
 from engine.workspaces import event_workspace_ids
 from gateway.admin_auth import authorize_target
+from gateway.api.attachments import csv_attachment
 from gateway.deps import Authorize, in_transaction
 from gateway.inputs import read_query
 
@@ -92,9 +93,7 @@ async def download_events(request: Request, authorize: Authorize) -> Response:
     where = query.event_filter(await _authorized_workspaces(request, authorize))
     content = await run_in_threadpool(events_csv, request.app.state.event_store, where)
     file_name = download_file_name(datetime.now(UTC))
-    return Response(
-        content, media_type="text/csv", headers={"Content-Disposition": f"attachment; filename={file_name}"}
-    )
+    return csv_attachment(content, file_name)
 
 
 async def get_traits(request: Request, authorize: Authorize) -> JSONResponse:

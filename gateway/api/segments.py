@@ -24,6 +24,7 @@ from engine.errors import InvalidInput
 from engine.resources import iso_ms
 from engine.storage.resource_models import ComputedPropertyStatus, ResourceType
 from gateway.admin_auth import authorize_target
+from gateway.api.attachments import csv_attachment
 from gateway.deps import Authorize, in_transaction
 from gateway.inputs import read_json, read_query, read_uploaded_file, validate
 
@@ -261,11 +262,7 @@ def segment_routes(prefix: str, authorize: Authorize, *, name: str) -> list[Rout
 
         content = await in_transaction(request, read)
         file_name = segment_files.download_file_name(datetime.now(UTC))
-        return Response(
-            content,
-            media_type="text/csv",
-            headers={"Content-Disposition": f"attachment; filename={file_name}"},
-        )
+        return csv_attachment(content, file_name)
 
     return [
         Route(prefix, list_all, methods=["GET"], name=f"{name}:list"),
