@@ -109,7 +109,7 @@ def compute_workspace(
     changed = failed = attempted = 0
     copies: list[tuple[Target, Future[float | None]]] = []
     # The periods that ran, recorded together once every copy is done (see engine.compute.run).
-    ran: list[tuple[Target, str, datetime]] = []
+    ran: list[tuple[Target, str]] = []
     running: deque[tuple[Target, Future[list[AssignmentChange]]]] = deque()
     lease_lost = False
     # COMPUTE_THREADS targets compute at once (their statements run outside the interpreter lock, and
@@ -162,7 +162,7 @@ def compute_workspace(
                 )
                 continue
             changed += len(changes)
-            ran.append((target, COMPUTE_STEP, now))
+            ran.append((target, COMPUTE_STEP))
             if lease_lost:
                 continue  # another worker may hold the workspace now: it copies these changes
             if len(copies) >= 2:
@@ -186,9 +186,9 @@ def compute_workspace(
             failed += 1
         else:
             copy_seconds += seconds
-            ran.append((target, PROCESS_STEP, now))
+            ran.append((target, PROCESS_STEP))
     try:
-        record_periods(store, ran)
+        record_periods(store, ran, now)
     except Exception:
         # The next run repeats these periods, which changes nothing already done (engine.compute.run).
         logger.exception("workspace %s: %d computed periods not recorded", workspace_id, len(ran))

@@ -151,11 +151,17 @@ def _bucket(spec: StateSpec) -> str:
 
 
 def _recent(spec: StateSpec, bucket: str) -> str:
-    """A bucket older than the window never counts again (`now` only grows), so it is not kept: the
-    same test as the count's in `_assign`, on the same bucketed time."""
+    """The test that `bucket` (a state row's bucketed time) is inside the state's window at `now`.
+    It decides both what a state counts (`_state_columns`) and what it keeps: a bucket older than the
+    window never counts again (`now` only grows)."""
     if not spec.window_seconds:
         return ""
-    return f" AND {bucket} >= subtractSeconds({{now:DateTime64(3, 'UTC')}}, {int(spec.window_seconds)})"
+    return f" AND {bucket} >= {_window_start(spec, 'now')}"
+
+
+def _window_start(spec: StateSpec, clock: str) -> str:
+    """The start of the state's window when the clock parameter `clock` is the time."""
+    return f"subtractSeconds({{{clock}:DateTime64(3, 'UTC')}}, {int(spec.window_seconds)})"
 
 
 def version_of(definition_updated_at: datetime) -> str:
@@ -196,13 +202,13 @@ class LastPeriods:
         return max(ends, default=None)
 
 
-def record_periods(store: EventStore, periods: Sequence[tuple[Target, str, datetime]]) -> None:
-    """Record that each (target, step) period ended at its time."""
+def record_periods(store: EventStore, periods: Sequence[tuple[Target, str]], now: datetime) -> None:
+    """Record that each (target, step) period ended at `now`."""
     store.insert(
         "computed_property_periods",
         [
             [target.workspace_id, target.kind, target.property_id, target.version, step, now]
-            for target, step, now in periods
+            for target, step in periods
         ],
         ("workspace_id", "type", "computed_property_id", "version", "step", "period_to"),
         (
@@ -282,12 +288,11 @@ def _universe(target: Target, window: str, *, full: bool, stored_without_state: 
     else:
         for index, spec in enumerate(compiled.states):
             if spec.window_seconds:
-                # Counted at the last period's end (`since`), not at `now`: see `_insert_state`.
-                seconds = int(spec.window_seconds)
+                # Counted at the last period's end (`since`), not at `now`: see `_recent`.
                 parts.append(
                     f"{with_state} AND state_id = {{s{index}:String}}"
-                    f" AND event_time >= subtractSeconds({{since:DateTime64(3, 'UTC')}}, {seconds})"
-                    f" AND event_time < subtractSeconds({{now:DateTime64(3, 'UTC')}}, {seconds})"
+                    f" AND event_time >= {_window_start(spec, 'since')}"
+                    f" AND event_time < {_window_start(spec, 'now')}"
                 )
     return " UNION DISTINCT ".join(parts)
 
@@ -332,10 +337,7 @@ def _state_columns(index: int, spec: StateSpec) -> list[tuple[str, str, str]]:
     if spec.value != _EMPTY:
         columns.append((f"s{index}_v", f"argMaxMergeIf(last_value, {state})", "''"))
     if spec.counted:
-        recent = ""
-        if spec.window_seconds:
-            since = f"subtractSeconds({{now:DateTime64(3, 'UTC')}}, {int(spec.window_seconds)})"
-            recent = f" AND event_time >= {since}"
+        recent = _recent(spec, "event_time")
         columns.append((f"s{index}_c", f"uniqMergeIf(unique_count, {state}{recent})", "toUInt64(0)"))
     if spec.grouped:
         columns.append(

@@ -115,7 +115,7 @@ class History:
         assignments it changed (those stamped `now`)."""
         since = last_period(self.store, self.workspace_id, target.property_id, target.version)
         compute_period(self.store, target, since=since, now=now, states_added=states_added)
-        record_periods(self.store, [(target, STEP, now)])
+        record_periods(self.store, [(target, STEP)], now)
         [(changed,)] = self.store.query(
             "SELECT count() FROM computed_property_assignments_v2 WHERE workspace_id = {w:String}"
             " AND computed_property_id = {p:String} AND assigned_at = {now:DateTime64(3, 'UTC')}",
